@@ -1,0 +1,52 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Everything else is what they build on.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+
+PYTHON ?= python3.11
+VENV ?= .venv
+# Downloads are cached outside the clone (the CUDA torch wheels are ~3 GB), so CI re-runs install offline-fast.
+CACHE_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/ophys-extraction
+WHEELHOUSE ?= $(CACHE_DIR)/wheels
+PY := $(VENV)/bin/python
+NEXTFLOW := $(VENV)/bin/nextflow
+DEMO_DATA ?= demo_data
+OUTDIR ?= results
+PYTEST_ARGS ?=
+
+.PHONY: install demo demo-data test bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.lock pyproject.toml tools/install_nextflow.sh tools/nextflow/pom.xml
+	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"need Python 3.11, got {sys.version}"'
+	$(PYTHON) -m venv $(VENV)
+	mkdir -p $(WHEELHOUSE)
+	# Fetch only what the wheelhouse lacks, then install strictly from it with --no-deps (see README).
+	$(VENV)/bin/pip install --quiet --no-deps --no-index --find-links $(WHEELHOUSE) -r requirements.lock 2>/dev/null \
+	  || { $(VENV)/bin/pip download --quiet --no-deps -r requirements.lock -d $(WHEELHOUSE) \
+	       && $(VENV)/bin/pip install --quiet --no-deps --no-index --find-links $(WHEELHOUSE) -r requirements.lock; }
+	$(VENV)/bin/pip install --quiet --no-deps --no-build-isolation --no-index -e .
+	tools/install_nextflow.sh $(VENV)
+	touch $@
+
+# The bundled demo: two synthetic planes in Allen's session layout, generated deterministically.
+demo-data: $(DEMO_DATA)/.complete
+
+$(DEMO_DATA)/.complete: $(VENV)/.installed src/ophys_extraction/synthetic.py
+	rm -rf $(DEMO_DATA)
+	$(PY) -m ophys_extraction.synthetic --out $(DEMO_DATA) --n_planes 2 --seed 20261124
+	touch $@
+
+demo: install demo-data
+	$(NEXTFLOW) run main.nf -profile test --input_dir $(DEMO_DATA) --outdir $(OUTDIR)
+
+test: install demo-data
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: install
+	$(PY) bench/extraction.py
+	$(PY) bench/neuropil.py
+	$(PY) bench/detection.py
+
+clean:
+	rm -rf $(OUTDIR) work .nextflow* $(DEMO_DATA)

@@ -1,0 +1,46 @@
+"""HDF5 output helpers shared by every step: atomic writes and compressed datasets."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from ophys_extraction.errors import InputError
+
+# Arrays at least this large are gzip-compressed (SPEC.md section 4: "compressed where large").
+COMPRESS_MIN_BYTES = 64 * 1024
+
+
+@contextlib.contextmanager
+def atomic_h5(path: str | Path) -> Iterator[h5py.File]:
+    """Write an HDF5 file under a temporary name in the same folder, renamed into place only on success.
+
+    A failure anywhere leaves no file at `path` (and removes the temporary one).
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputError(path.parent, f"output folder cannot be created ({err.strerror})") from None
+    if not os.access(path.parent, os.W_OK):
+        raise InputError(path.parent, "output folder is not writable")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with h5py.File(tmp, "w") as handle:
+            yield handle
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_array(group: h5py.Group, name: str, data: np.ndarray) -> h5py.Dataset:
+    """Create a dataset, gzip-compressed (level 4, shuffled) when it is large enough for that to pay off."""
+    data = np.asarray(data)
+    if data.nbytes >= COMPRESS_MIN_BYTES:
+        return group.create_dataset(name, data=data, compression="gzip", compression_opts=4, shuffle=True)
+    return group.create_dataset(name, data=data)

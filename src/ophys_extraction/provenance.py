@@ -1,0 +1,26 @@
+"""Versions of the software a result was made with (for versions.yml and extraction.h5 attributes)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+
+# Distribution names as installed; read from metadata so nothing heavy (torch, suite2p) is imported.
+PACKAGES = ("ophys-extraction", "cellpose", "suite2p", "torch", "numpy", "scipy", "h5py", "scikit-image")
+
+
+def package_versions() -> dict[str, str]:
+    """{package: version} for Python and the packages that shape the results ("not installed" if absent)."""
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name.replace("-", "_")] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name.replace("-", "_")] = "not installed"
+    return versions
+
+
+def versions_yaml(process: str) -> str:
+    """nf-core style versions.yml text for one Nextflow process."""
+    lines = [f'"{process}":'] + [f"    {name}: {version}" for name, version in package_versions().items()]
+    return "\n".join(lines) + "\n"
