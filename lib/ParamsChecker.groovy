@@ -1,0 +1,89 @@
+import groovy.json.JsonSlurper
+import java.nio.file.Path
+
+/**
+ * Checks params against nextflow_schema.json before any task runs, and prints --help from it.
+ * Written here rather than with nf-schema because plugins cannot be downloaded offline.
+ */
+class ParamsChecker {
+
+    /** Parameter name -> its JSON-schema properties, over all groups of the schema. */
+    static Map<String, Map> properties(Path schemaFile) {
+        Map schema = (Map) new JsonSlurper().parse(schemaFile.toFile())
+        Map<String, Map> props = [:]
+        ((Map) schema.get('$defs')).each { group, Map spec -> props.putAll((Map) spec.properties) }
+        return props
+    }
+
+    static List<String> requiredNames(Path schemaFile) {
+        Map schema = (Map) new JsonSlurper().parse(schemaFile.toFile())
+        return ((Map) schema.get('$defs')).values().collectMany { Map spec -> (List) (spec.required ?: []) }
+    }
+
+    /** Every problem with the given params, one message each; empty when they are fine. */
+    static List<String> problems(Map params, Path schemaFile) {
+        Map<String, Map> props = properties(schemaFile)
+        List<String> found = []
+        params.each { String name, value ->
+            if (props.containsKey(name) || props.containsKey(snake(name))) return
+            found << "unknown parameter --${name} (see --help)"
+        }
+        requiredNames(schemaFile).each { name ->
+            if (params[name] == null || params[name] == '' || params[name] == true) found << "missing required parameter --${name}"
+        }
+        props.each { String name, Map spec ->
+            def value = params[name]
+            if (value == null) return
+            String problem = typeProblem(value, spec)
+            if (problem) found << "--${name} ${value}: ${problem}"
+        }
+        return found
+    }
+
+    private static String snake(String camel) {
+        return camel.replaceAll(/([A-Z])/) { all, c -> '_' + c.toLowerCase() }
+    }
+
+    private static String typeProblem(value, Map spec) {
+        List types = spec.type instanceof List ? (List) spec.type : [spec.type]
+        def number = asNumber(value)
+        if ('boolean' in types) {
+            if (!(value instanceof Boolean) && !(value.toString() in ['true', 'false'])) return 'must be true or false'
+            return null
+        }
+        if ('integer' in types || 'number' in types) {
+            if (number == null) return "must be a number"
+            if ('integer' in types && number != Math.floor(number)) return 'must be a whole number'
+            if (spec.enum && !(spec.enum.collect { it as double }.contains(number))) return "must be one of ${spec.enum.join(', ')}"
+            if (spec.minimum != null && number < (spec.minimum as double)) return "must be >= ${spec.minimum}"
+            if (spec.exclusiveMinimum != null && number <= (spec.exclusiveMinimum as double)) return "must be > ${spec.exclusiveMinimum}"
+            return null
+        }
+        if ('string' in types) {
+            if (value instanceof Boolean) return 'needs a value'
+            if (spec.enum && !(value.toString() in spec.enum)) return "must be one of ${spec.enum.join(', ')}"
+            if (spec.pattern && !(value.toString() ==~ spec.pattern)) return "must match ${spec.pattern}"
+        }
+        return null
+    }
+
+    private static Double asNumber(value) {
+        if (value instanceof Number) return ((Number) value).doubleValue()
+        if (value instanceof Boolean) return null
+        try { return Double.parseDouble(value.toString()) } catch (NumberFormatException ignored) { return null }
+    }
+
+    static String help(Path schemaFile) {
+        Map schema = (Map) new JsonSlurper().parse(schemaFile.toFile())
+        StringBuilder out = new StringBuilder()
+        out << "${schema.title}\n${schema.description}\n\nUsage: nextflow run main.nf --input_dir <dir> [--outdir results] [options]\n"
+        ((Map) schema.get('$defs')).each { group, Map spec ->
+            out << "\n${spec.title}:\n"
+            ((Map) spec.properties).each { String name, Map p ->
+                String dflt = p.default != null ? " [default: ${p.default}]" : ''
+                out << String.format("  --%-22s %s%s%n", name, p.description, dflt)
+            }
+        }
+        return out.toString()
+    }
+}
