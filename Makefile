@@ -17,7 +17,7 @@ PYTEST_ARGS ?=
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.lock pyproject.toml tools/install_nextflow.sh tools/nextflow/pom.xml
+$(VENV)/.installed: requirements.lock pyproject.toml tools/install_nextflow.sh tools/nextflow/pom.xml tools/nextflow/VERSION
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"need Python 3.11, got {sys.version}"'
 	$(PYTHON) -m venv $(VENV)
 	mkdir -p $(WHEELHOUSE)
