@@ -36,7 +36,9 @@ def discoverPlanes() {
     def usable = []
     planes.each { plane ->
         try {
-            usable << [[id: plane.id, frame_rate: PlaneFinder.frameRate(plane.movie, params.frame_rate)], plane.movie]
+            def rate = PlaneFinder.frameRate(plane.movie, params.frame_rate)
+            log.info "plane ${plane.id}: ${plane.movie} at ${rate} Hz"
+            usable << [[id: plane.id, frame_rate: rate], plane.movie]
         } catch (IllegalArgumentException err) {
             if (!params.skip_bad_planes) {
                 log.error "plane ${plane.id}: ${err.message}"

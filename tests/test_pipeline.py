@@ -1,0 +1,246 @@
+"""The pipeline through the real Nextflow (local executor): stub run, demo end to end, resume, interruption,
+determinism, parameter checks and bad planes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from conftest import REPO, write_h5
+from ophys_extraction.discovery import find_planes, resolve_frame_rate
+from ophys_extraction.schema import validate
+from pipeline_runner import NEXTFLOW, command, nextflow_env, run_pipeline, task_dirs
+
+pytestmark = [pytest.mark.nextflow, pytest.mark.skipif(not NEXTFLOW.exists(), reason="run `make install` first")]
+
+MODEL = REPO / "assets" / "models" / "ophys_cp3_mixed"
+TEST_PROFILE = ("-profile", "test")
+
+
+@pytest.fixture(scope="module")
+def demo_input(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled demo (make demo-data); generated here if the checkout has not made it yet."""
+    bundled = REPO / "demo_data"
+    if (bundled / ".complete").exists():
+        return bundled
+    from ophys_extraction.synthetic import main as synthetic_main
+    out = tmp_path_factory.mktemp("demo") / "demo_data"
+    assert synthetic_main(["--out", str(out), "--n_planes", "2", "--seed", "20261124"]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory, demo_input: Path):
+    return run_pipeline(tmp_path_factory.mktemp("demo_run"), *TEST_PROFILE, "--input_dir", str(demo_input))
+
+
+def read_datasets(path: Path) -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    with h5py.File(path) as handle:
+        handle.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+    return out
+
+
+def test_stub_run_needs_no_python(tmp_path: Path) -> None:
+    for plane in ("p1", "p2"):
+        movie = tmp_path / "in" / plane / "decrosstalk" / f"{plane}_decrosstalk.h5"
+        movie.parent.mkdir(parents=True)
+        movie.touch()  # stubs never open it
+        (movie.parent / "processing.json").write_text('{"data_processes": [{"parameters": {"movie_frame_rate_hz": 9}}]}')
+    env_path = ":".join(p for p in os.environ["PATH"].split(":") if ".venv" not in p)
+    launch = tmp_path / "launch"
+    launch.mkdir()
+    env = nextflow_env(launch) | {"PATH": env_path}
+    proc = subprocess.run(command(launch, "-stub-run", "-profile", "standard", "--input_dir", str(tmp_path / "in")),
+                          cwd=launch, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stdout
+    for plane in ("p1", "p2"):
+        assert (launch / "results" / plane / "extraction" / "extraction.h5").exists()
+    assert (launch / "results" / "summary.json").exists()
+
+
+def test_demo_end_to_end(demo_run, demo_input: Path) -> None:
+    assert demo_run.returncode == 0, demo_run.output
+    planes = find_planes(demo_input)
+    assert len(planes) == 2
+    for plane in planes:
+        folder = demo_run.outdir / plane.plane_id / "extraction"
+        assert validate(folder / "extraction.h5") == [], plane.plane_id
+        assert (folder / "detected_ROIs.png").stat().st_size > 10_000
+        with h5py.File(folder / "extraction.h5") as handle:
+            n_rois, n_frames = handle["traces/corrected"].shape
+            assert n_rois > 10  # the demo planes have dozens of cells
+            assert handle.attrs["plane_id"] == plane.plane_id
+    summary = json.loads((demo_run.outdir / "summary.json").read_text())
+    assert [row["plane"] for row in summary["planes"]] == [p.plane_id for p in planes]
+    assert all(row["status"] == "ok" and row["rois"] > 0 and row["runtime_seconds"] > 0 for row in summary["planes"])
+    info = demo_run.outdir / "pipeline_info"
+    for pattern in ("execution_report_*.html", "execution_timeline_*.html", "execution_trace_*.txt",
+                    "pipeline_dag_*.mmd"):
+        assert list(info.glob(pattern)), pattern
+    versions = (info / "software_versions.yml").read_text()
+    for process in ("SUMMARY_IMAGES", "SEGMENT", "EXTRACT", "MERGE"):
+        assert f'"{process}":' in versions
+    assert "suite2p: 1." in versions and "cellpose: 3.1" in versions
+
+
+def test_resume_reuses_every_task(demo_run, demo_input: Path) -> None:
+    assert demo_run.returncode == 0
+    again = run_pipeline(demo_run.launch_dir, *TEST_PROFILE, "--input_dir", str(demo_input), "-resume")
+    assert again.returncode == 0, again.output
+    trace = sorted((again.outdir / "pipeline_info").glob("execution_trace_*.txt"))[-1].read_text().splitlines()
+    statuses = [line.split("\t")[6] for line in trace[1:]]
+    per_plane = [s for line, s in zip(trace[1:], statuses) if "SESSION_SUMMARY" not in line]
+    assert len(per_plane) == 8 and set(per_plane) == {"CACHED"}, trace
+
+
+def _interrupt_during_extract(launch: Path, input_dir: Path) -> None:
+    """Start the pipeline and kill it (SIGKILL, the whole process group) once an EXTRACT task is running."""
+    proc = subprocess.Popen(command(launch, *TEST_PROFILE, "--input_dir", str(input_dir)), cwd=launch,
+                            env=nextflow_env(launch), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    deadline = time.monotonic() + 900
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            running = [d for d in task_dirs(launch) if "extract.py" in (d / ".command.sh").read_text()
+                       and (d / ".command.begin").exists()]
+            if running:
+                time.sleep(2)  # well inside the extraction
+                break
+            time.sleep(0.5)
+        assert proc.poll() is None, "the run ended before EXTRACT could be interrupted"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+@pytest.fixture(scope="module")
+def interrupted_then_resumed(tmp_path_factory: pytest.TempPathFactory, demo_input: Path):
+    launch = tmp_path_factory.mktemp("interrupted")
+    _interrupt_during_extract(launch, demo_input)
+    assert not list((launch / "results").glob("*/extraction/extraction.h5")) or True
+    return run_pipeline(launch, *TEST_PROFILE, "--input_dir", str(demo_input), "-resume")
+
+
+def test_killed_run_resumes_and_reuses_finished_tasks(interrupted_then_resumed) -> None:
+    run = interrupted_then_resumed
+    assert run.returncode == 0, run.output
+    trace = sorted((run.outdir / "pipeline_info").glob("execution_trace_*.txt"))[-1].read_text()
+    cached = [line for line in trace.splitlines() if "\tCACHED\t" in line]
+    assert any("SUMMARY_IMAGES" in line for line in cached) and any("SEGMENT" in line for line in cached), trace
+    for plane in ("extraction.h5", "detected_ROIs.png"):
+        assert len(list(run.outdir.glob(f"*/extraction/{plane}"))) == 2
+
+
+def test_runs_are_deterministic(demo_run, interrupted_then_resumed, demo_input: Path) -> None:
+    """Two independent runs (one of them interrupted and resumed) give identical datasets."""
+    for plane in find_planes(demo_input):
+        first = read_datasets(demo_run.outdir / plane.plane_id / "extraction" / "extraction.h5")
+        second = read_datasets(interrupted_then_resumed.outdir / plane.plane_id / "extraction" / "extraction.h5")
+        assert first.keys() == second.keys()
+        for name in first:
+            np.testing.assert_array_equal(first[name], second[name], err_msg=f"{plane.plane_id}: {name}")
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--anatomical_only", "7"), "--anatomical_only 7: must be one of 1, 2, 3, 4"),
+    (("--diamter", "12"), "unknown parameter --diamter"),
+    (("--frame_rate", "-3"), "--frame_rate -3: must be > 0"),
+    (("--flow_threshold", "high"), "--flow_threshold high: must be a number"),
+])
+def test_bad_parameter_stops_before_any_task(tmp_path: Path, demo_input: Path, args, message: str) -> None:
+    run = run_pipeline(tmp_path, *TEST_PROFILE, "--input_dir", str(demo_input), *args, timeout=300)
+    assert run.returncode != 0
+    assert message in run.output
+    assert task_dirs(tmp_path) == []
+
+
+@pytest.mark.parametrize("setup, message", [
+    (lambda d: None, "input directory does not exist"),
+    (lambda d: d.mkdir(), "no movies found"),
+])
+def test_bad_input_dir_stops_before_any_task(tmp_path: Path, setup, message: str) -> None:
+    input_dir = tmp_path / "input"
+    setup(input_dir)
+    run = run_pipeline(tmp_path / "launch", *TEST_PROFILE, "--input_dir", str(input_dir), timeout=300)
+    assert run.returncode != 0 and message in run.output and str(input_dir) in run.output
+    assert task_dirs(tmp_path / "launch") == []
+
+
+@pytest.fixture(scope="module")
+def one_good_one_bad(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small good plane and a plane whose movie has rank 2, as plain files."""
+    from ophys_extraction.synthetic import main as synthetic_main
+    root = tmp_path_factory.mktemp("mixed")
+    session = root / "session"
+    assert synthetic_main(["--out", str(session), "--n_planes", "1", "--seed", "7", "--frames", "300",
+                           "--height", "128", "--width", "128"]) == 0
+    good = find_planes(session)[0]
+    input_dir = root / "input"
+    input_dir.mkdir()
+    (input_dir / "good.h5").symlink_to(good.movie)
+    write_h5(input_dir / "bad.h5", np.zeros((64, 64), np.int16))
+    return input_dir, resolve_frame_rate(good.movie)
+
+
+def test_bad_movie_fails_its_plane_with_a_clear_message(tmp_path: Path, one_good_one_bad) -> None:
+    input_dir, rate = one_good_one_bad
+    run = run_pipeline(tmp_path, *TEST_PROFILE, "--input_dir", str(input_dir), "--frame_rate", str(rate))
+    assert run.returncode != 0
+    assert "bad.h5: dataset 'data' has rank 2" in run.output
+    assert not (run.outdir / "bad" / "extraction" / "extraction.h5").exists()
+    assert not list(run.outdir.glob("bad/**/*.h5"))
+
+
+def test_skip_bad_planes_reports_and_finishes_the_rest(tmp_path: Path, one_good_one_bad) -> None:
+    input_dir, rate = one_good_one_bad
+    run = run_pipeline(tmp_path, *TEST_PROFILE, "--input_dir", str(input_dir), "--frame_rate", str(rate),
+                       "--skip_bad_planes")
+    assert run.returncode == 0, run.output
+    assert validate(run.outdir / "good" / "extraction" / "extraction.h5") == []
+    assert not (run.outdir / "bad" / "extraction").exists()
+    rows = {row["plane"]: row for row in json.loads((run.outdir / "summary.json").read_text())["planes"]}
+    assert rows["good"]["status"] == "ok" and rows["bad"]["status"] == "failed"
+
+
+def _stub_layout(root: Path, layout: str) -> None:
+    """Empty movies (stubs never read them) in the given layout, with frame rates from every supported source."""
+    def movie(path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+        return path
+    if layout == "allen":
+        a = movie(root / "100" / "decrosstalk" / "100_decrosstalk.h5")
+        movie(root / "100" / "motion_correction" / "100_registered.h5")
+        (a.parent / "processing.json").write_text(json.dumps(
+            {"processing_pipeline": {"data_processes": [{"parameters": {"movie_frame_rate_hz": 9.5}}]}}))
+        b = movie(root / "200" / "motion_correction" / "200_registered.h5")
+        (b.parent.parent / "processing.json").write_text(json.dumps(
+            {"data_processes": [{"parameters": {}}, {"parameters": {"movie_frame_rate_hz": "11.25"}}]}))
+        movie(root / "300" / "decrosstalk" / "300_decrosstalk.h5")
+        (root / "session.json").write_text(json.dumps({"data_streams": [{"ophys_fovs": [{"frame_rate": "10.7"}]}]}))
+        (root / "notes").mkdir()
+    else:
+        movie(root / "zeta.h5")
+        movie(root / "alpha.h5")
+        (root / "processing.json").write_text(json.dumps({"data_processes": [{"parameters": {"movie_frame_rate_hz": 30}}]}))
+
+
+@pytest.mark.parametrize("layout", ["allen", "plain"])
+def test_groovy_and_python_discovery_agree(tmp_path: Path, layout: str) -> None:
+    input_dir = tmp_path / "input"
+    _stub_layout(input_dir, layout)
+    run = run_pipeline(tmp_path / "launch", "-stub-run", "--input_dir", str(input_dir), timeout=300)
+    assert run.returncode == 0, run.output
+    groovy = sorted(line[line.index("plane "):] for line in run.output.splitlines() if " Hz" in line and "plane " in line)
+    python = sorted(f"plane {p.plane_id}: {p.movie} at {resolve_frame_rate(p.movie)} Hz" for p in find_planes(input_dir))
+    assert groovy == python
