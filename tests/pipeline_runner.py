@@ -32,12 +32,14 @@ def command(launch_dir: Path, *args: str, outdir: Path | None = None) -> list[st
             "--outdir", str(outdir), *args]
 
 
-def run_pipeline(launch_dir: Path, *args: str, timeout: float = 1800) -> Run:
-    """`nextflow run main.nf --outdir <launch_dir>/results ARGS` from `launch_dir`; output is stdout+stderr."""
+def run_pipeline(launch_dir: Path, *args: str, outdir: Path | None = None, timeout: float = 1800) -> Run:
+    """`nextflow run main.nf --outdir OUTDIR ARGS` from `launch_dir` (OUTDIR defaults to <launch_dir>/results);
+    `output` is stdout and stderr together."""
     launch_dir.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run(command(launch_dir, *args), cwd=launch_dir, env=nextflow_env(launch_dir),
+    outdir = outdir or launch_dir / "results"
+    proc = subprocess.run(command(launch_dir, *args, outdir=outdir), cwd=launch_dir, env=nextflow_env(launch_dir),
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
-    return Run(proc.returncode, proc.stdout, launch_dir, launch_dir / "results")
+    return Run(proc.returncode, proc.stdout, launch_dir, outdir)
 
 
 def task_dirs(launch_dir: Path) -> list[Path]:

@@ -244,3 +244,31 @@ def test_groovy_and_python_discovery_agree(tmp_path: Path, layout: str) -> None:
     groovy = sorted(line[line.index("plane "):] for line in run.output.splitlines() if " Hz" in line and "plane " in line)
     python = sorted(f"plane {p.plane_id}: {p.movie} at {resolve_frame_rate(p.movie)} Hz" for p in find_planes(input_dir))
     assert groovy == python
+
+
+def _max_concurrency(trace_file: Path) -> int:
+    """Most tasks running at once, from the trace's start/complete timestamps."""
+    lines = trace_file.read_text().splitlines()
+    header = lines[0].split("\t")
+    events = []
+    for line in lines[1:]:
+        row = dict(zip(header, line.split("\t")))
+        if row["status"] == "COMPLETED":
+            events += [(row["start"], 1), (row["complete"], -1)]
+    running = peak = 0
+    for _, step in sorted(events, key=lambda e: (e[0], e[1])):
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
+def test_eight_planes_finish_and_use_both_cores(tmp_path: Path) -> None:
+    from ophys_extraction.synthetic import main as synthetic_main
+    session = tmp_path / "session"
+    assert synthetic_main(["--out", str(session), "--n_planes", "8", "--seed", "11", "--frames", "200",
+                           "--height", "96", "--width", "96"]) == 0
+    run = run_pipeline(tmp_path / "launch", *TEST_PROFILE, "--input_dir", str(session))
+    assert run.returncode == 0, run.output
+    assert len(list(run.outdir.glob("*/extraction/extraction.h5"))) == 8
+    trace = sorted((run.outdir / "pipeline_info").glob("execution_trace_*.txt"))[-1]
+    assert _max_concurrency(trace) >= 2

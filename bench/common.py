@@ -1,0 +1,76 @@
+"""What every benchmark needs: a step run as a child process with its wall time and peak RSS, the read floor
+(a plain sequential read of the movie), synthetic movies generated chunk by chunk, and a printed table."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = REPO / "bin"
+
+READ_FLOOR = """
+import sys, h5py, numpy as np
+from ophys_extraction.movie import chunk_frames, open_movie
+with open_movie(sys.argv[1]) as (dset, info):
+    step = chunk_frames(info, dset)
+    buf = np.empty((step, info.height, info.width), dset.dtype)
+    for start in range(0, info.n_frames, step):
+        n = min(step, info.n_frames - start)
+        dset.read_direct(buf, np.s_[start:start + n], np.s_[0:n])
+"""
+
+
+@dataclass(frozen=True)
+class Measurement:
+    seconds: float
+    peak_rss_mb: float
+
+
+def measure(cmd: list[str | Path]) -> Measurement:
+    """Run `cmd` to completion; wall seconds and the peak RSS of that child (os.wait4, so per process)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen([str(c) for c in cmd], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{cmd[1] if len(cmd) > 1 else cmd[0]} failed: {proc.stderr.read().decode()[-2000:]}")
+    proc.stderr.close()
+    return Measurement(seconds, usage.ru_maxrss / 1024)
+
+
+def read_floor(movie: Path) -> Measurement:
+    """A plain sequential read of the whole movie, in the pipeline's chunking, raw dtype, no processing."""
+    return measure([sys.executable, "-c", READ_FLOOR, movie])
+
+
+def step(name: str, *args: str | Path) -> list[str | Path]:
+    """Command line of a pipeline step's bin/ script."""
+    return [sys.executable, BIN / name, *args]
+
+
+def make_movie(path: Path, frames: int, height: int = 512, width: int = 512, seed: int = 1, **spec_fields) -> Path:
+    """A synthetic int16 movie (with processing.json beside it), generated chunk by chunk; Gaussian shot noise
+    (same variance as Poisson, ~3x faster to draw), since benchmarks need size, not photon statistics."""
+    from ophys_extraction.synthetic import SyntheticSpec, write_movie
+
+    spec = SyntheticSpec(height=height, width=width, n_frames=frames, seed=seed, shot_noise="gaussian", **spec_fields)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_movie(path, spec)
+    (path.parent / "processing.json").write_text(
+        '{"data_processes": [{"parameters": {"movie_frame_rate_hz": %s}}]}' % spec.frame_rate)
+    return path
+
+
+def print_table(title: str, columns: list[str], rows: list[list[object]]) -> None:
+    cells = [[f"{v:.2f}" if isinstance(v, float) else str(v) for v in row] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    print(f"\n{title}")
+    print("  ".join(c.rjust(w) for c, w in zip(columns, widths)))
+    for row in cells:
+        print("  ".join(v.rjust(w) for v, w in zip(row, widths)))
+    sys.stdout.flush()

@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""Scale benchmark (issue 6): 512 x 512 planes at 2,500, 10,000 and 40,000 frames through the real steps.
+
+Per size: wall time and peak RSS of SUMMARY_IMAGES, SEGMENT, EXTRACT and MERGE (each a child process running its
+bin/ script), the read floor (a plain sequential read of the same movie), and each streaming step's ratio to it.
+Targets: streaming steps within 1.5x of the floor; peak RSS flat (within 10%) from 10,000 to 40,000 frames.
+
+    .venv/bin/python bench/scale.py [--frames 2500 10000 40000] [--tmpdir /tmp] [--model assets/models/...]
+
+A 40,000-frame movie is 21 GB; each is deleted after its row. Expect ~30 min for the default sizes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from common import REPO, make_movie, measure, print_table, read_floor, step
+
+DEFAULT_MODEL = REPO / "assets" / "models" / "ophys_cp3_mixed"
+
+
+def bench_size(frames: int, workdir: Path, model: Path) -> list[list[object]]:
+    movie = workdir / "plane" / "movie.h5"
+    started = time.perf_counter()
+    make_movie(movie, frames)
+    generated = time.perf_counter() - started
+    gb = movie.stat().st_size / 1e9
+    floor = read_floor(movie)
+    summary = measure(step("summary_images.py", "--movie", movie, "--output", workdir / "summary.h5"))
+    segment = measure(step("segment.py", "--summary", workdir / "summary.h5", "--output", workdir / "seg.h5",
+                           "--pretrained_model", model))
+    floor_again = read_floor(movie)  # the floor right before EXTRACT, in the same cache state
+    extract = measure(step("extract.py", "--movie", movie, "--segmentation", workdir / "seg.h5",
+                           "--output", workdir / "traces.h5"))
+    merge = measure(step("merge.py", "--summary", workdir / "summary.h5", "--segmentation", workdir / "seg.h5",
+                         "--traces", workdir / "traces.h5", "--outdir", workdir / "extraction"))
+    rows = [[frames, f"{gb:.1f} GB", "read floor", floor.seconds, 1.0, floor.peak_rss_mb],
+            [frames, "", "SUMMARY_IMAGES", summary.seconds, summary.seconds / floor.seconds, summary.peak_rss_mb],
+            [frames, "", "SEGMENT", segment.seconds, "-", segment.peak_rss_mb],
+            [frames, "", "read floor", floor_again.seconds, 1.0, floor_again.peak_rss_mb],
+            [frames, "", "EXTRACT", extract.seconds, extract.seconds / floor_again.seconds, extract.peak_rss_mb],
+            [frames, "", "MERGE", merge.seconds, "-", merge.peak_rss_mb]]
+    print(f"  {frames} frames: generated in {generated:.0f} s", flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=int, nargs="+", default=[2500, 10000, 40000])
+    parser.add_argument("--tmpdir", type=Path, default=Path(tempfile.gettempdir()))
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    args = parser.parse_args()
+    rows: list[list[object]] = []
+    peaks: dict[int, dict[str, float]] = {}
+    for frames in args.frames:
+        workdir = Path(tempfile.mkdtemp(prefix=f"scale{frames}_", dir=args.tmpdir))
+        try:
+            size_rows = bench_size(frames, workdir, args.model)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        rows += size_rows
+        peaks[frames] = {row[2]: row[5] for row in size_rows if row[2] != "read floor"}
+    print_table("Scale: 512 x 512 int16 planes (wall s, ratio to the read floor, peak RSS MB per step)",
+                ["frames", "movie", "step", "seconds", "x floor", "peak RSS MB"], rows)
+    if 10000 in peaks and 40000 in peaks:
+        growth = [[name, peaks[10000][name], peaks[40000][name], peaks[40000][name] / peaks[10000][name]]
+                  for name in peaks[10000]]
+        print_table("Peak RSS growth from 10,000 to 40,000 frames", ["step", "10k MB", "40k MB", "ratio"], growth)
+
+
+if __name__ == "__main__":
+    main()
