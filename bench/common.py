@@ -43,6 +43,23 @@ def measure(cmd: list[str | Path]) -> Measurement:
     return Measurement(seconds, usage.ru_maxrss / 1024)
 
 
+def evict(path: Path) -> None:
+    """Drop the file from the page cache (no root needed), so the next read comes from the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def warm(path: Path) -> None:
+    """Read the file once so it sits in the page cache (as far as memory allows)."""
+    with open(path, "rb") as handle:
+        while handle.read(64 * 2**20):
+            pass
+
+
 def read_floor(movie: Path) -> Measurement:
     """A plain sequential read of the whole movie, in the pipeline's chunking, raw dtype, no processing."""
     return measure([sys.executable, "-c", READ_FLOOR, movie])

@@ -1,0 +1,83 @@
+"""SUMMARY_IMAGES: one streaming pass over a movie -> summary.h5 (docs/architecture.md).
+
+    summary_images.py --movie PATH --output summary.h5 [--frame_rate HZ] [--bin_duration 3.7] [--denoise]
+                      [--chunk_frames N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+from ophys_extraction.discovery import resolve_frame_rate
+from ophys_extraction.errors import InputError
+from ophys_extraction.h5io import atomic_h5, write_array
+from ophys_extraction.movie import open_movie
+from ophys_extraction.summary import DEFAULT_BIN_DURATION, compute_summary_images
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="summary_images.py",
+        description="Summary images of a registered movie (mean, high-passed max projection, max/mean ratio, "
+                    "enhanced mean) from temporally binned frames, as suite2p's anatomical detection computes "
+                    "them; the movie is read once, in chunks.")
+    parser.add_argument("--movie", required=True, type=Path, help="HDF5 movie with dataset 'data' (frames, H, W)")
+    parser.add_argument("--output", required=True, type=Path, help="summary.h5 to write")
+    parser.add_argument("--frame_rate", type=float, default=None,
+                        help="frames per second (default: processing.json or session.json near the movie)")
+    parser.add_argument("--bin_duration", type=float, default=DEFAULT_BIN_DURATION,
+                        help="seconds per temporal bin (default %(default)s)")
+    parser.add_argument("--denoise", action="store_true",
+                        help="PCA-denoise the binned movie before the projections (suite2p's 'denoise')")
+    parser.add_argument("--chunk_frames", type=int, default=None,
+                        help="frames read at once (default: about 16 MiB of float32 frames)")
+    return parser
+
+
+def _scratch_dir(output: Path) -> Path | None:
+    """Where the --denoise temporary file goes: beside the output if that folder exists and is writable."""
+    folder = output.parent
+    return folder if folder.is_dir() and os.access(folder, os.W_OK) else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    started = time.perf_counter()
+    args = _parser().parse_args(argv)
+    if not (math.isfinite(args.bin_duration) and args.bin_duration > 0):
+        raise InputError("--bin_duration", f"must be a positive number of seconds, got {args.bin_duration}")
+    if args.chunk_frames is not None and args.chunk_frames < 1:
+        raise InputError("--chunk_frames", f"must be at least 1, got {args.chunk_frames}")
+    with open_movie(args.movie) as (dset, info):
+        frame_rate = resolve_frame_rate(args.movie, args.frame_rate)
+        images = compute_summary_images(dset, info, frame_rate, bin_duration=args.bin_duration,
+                                        denoise=args.denoise, n_frames_per_chunk=args.chunk_frames,
+                                        tmp_dir=_scratch_dir(args.output))
+    with atomic_h5(args.output) as handle:
+        write_array(handle, "meanImg", images.mean_img)
+        write_array(handle, "maxImg", images.max_img)
+        write_array(handle, "max_mean_ratio", images.max_mean_ratio)
+        write_array(handle, "meanImgE", images.mean_img_e)
+        handle.attrs.update({
+            # The resolved path: under Nextflow the movie is a symlink in a per-run work dir.
+            "movie": str(args.movie.resolve()),
+            "n_frames": info.n_frames,
+            "height": info.height,
+            "width": info.width,
+            "frame_rate": frame_rate,
+            "bin_duration": args.bin_duration,
+            "bin_size": images.bin_size,
+            "n_bins": images.n_bins,
+            "denoise": bool(args.denoise),
+            "runtime_seconds": time.perf_counter() - started,
+        })
+    if images.bin_size < round(args.bin_duration * frame_rate):
+        print(f"WARNING: {args.movie}: {info.n_frames} frames last less than one {args.bin_duration} s bin; "
+              "binned them as a single bin (the max projection is then all zeros)", file=sys.stderr)
+    print(f"{args.movie}: {info.n_frames} frames of {info.height}x{info.width} at {frame_rate:g} Hz -> "
+          f"{images.n_bins} bins of {images.bin_size} frames -> {args.output}")
+    return 0
