@@ -1,0 +1,75 @@
+"""MERGE step: summary.h5 + segmentation.h5 + traces.h5 -> extraction.h5 and detected_ROIs.png (see SPEC.md 4)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from ophys_extraction.merge import DETECTED_ROIS_PNG, EXTRACTION_H5, merge, parse_params_json
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="merge.py", description=__doc__,
+        epilog=f"Writes DIR/{EXTRACTION_H5} and DIR/{DETECTED_ROIS_PNG} atomically; the file is validated against "
+               "the schema (ophys_extraction.schema) before it is put in place.")
+    parser.add_argument("--summary", required=True, type=Path, help="summary.h5 (SUMMARY_IMAGES step)")
+    parser.add_argument("--segmentation", required=True, type=Path, help="segmentation.h5 (SEGMENT step)")
+    parser.add_argument("--traces", required=True, type=Path, help="traces.h5 (EXTRACT step)")
+    parser.add_argument("--outdir", required=True, type=Path, metavar="DIR", help="folder to write into")
+    parser.add_argument("--plane_id", default=None,
+                        help="plane id recorded in the file (default: summary.h5's plane_id attribute, else the "
+                             "plane id of its `movie` attribute as input discovery names it)")
+    parser.add_argument("--params_json", default=None, metavar="FILE_OR_STRING",
+                        help="pipeline parameters (a JSON file or a JSON string), stored under 'pipeline' in the "
+                             "`parameters` attribute")
+    parser.add_argument("--plane_summary", default=None, type=Path, metavar="FILE",
+                        help="also write this JSON file (plane, frames, rois, cells, runtime_seconds) for the "
+                             "session summary; runtime_seconds is MERGE's time plus the `runtime_seconds` "
+                             "attributes of the three inputs, where they have one")
+    return parser
+
+
+def upstream_runtime(*paths: Path) -> float:
+    """Sum of the inputs' `runtime_seconds` attributes (0 for a file without one)."""
+    total = 0.0
+    for path in paths:
+        with h5py.File(path, "r") as handle:
+            value = handle.attrs.get("runtime_seconds")
+        if isinstance(value, (int, float, np.integer, np.floating)) and np.isfinite(value):
+            total += float(value)
+    return total
+
+
+def write_plane_summary(path: Path, row: dict) -> None:
+    """The JSON file, written under a temporary name and renamed (nothing partial on failure)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(json.dumps(row, sort_keys=True) + "\n")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    t0 = time.time()
+    run_params = parse_params_json(args.params_json)
+    result = merge(args.summary, args.segmentation, args.traces, args.outdir,
+                   plane_id=args.plane_id, run_params=run_params)
+    if args.plane_summary is not None:
+        runtime = time.time() - t0 + upstream_runtime(args.summary, args.segmentation, args.traces)
+        write_plane_summary(args.plane_summary, {"plane": result.plane_id, "frames": result.frames,
+                                                 "rois": result.n_rois, "cells": result.n_cells,
+                                                 "runtime_seconds": round(runtime, 1)})
+    print(f"merge: {result.n_rois} ROIs -> {result.extraction}, {result.figure} in {time.time() - t0:.1f} s",
+          file=sys.stdout)
+    return 0

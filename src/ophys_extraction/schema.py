@@ -1,0 +1,395 @@
+"""The schema of a plane's `extraction.h5` (SPEC.md section 4), as data, and `validate`, which checks a file against it.
+
+`DATASETS` is the single source of truth: every dataset path, its dtype kind, its shape rule (in terms of the
+symbols `n_rois`, `frames`, `height`, `width`, `n_pixels`, `n_neuropil_pixels` and integer literals), whether it is
+required, and which intermediate file MERGE copies it from (docs/architecture.md). `validate(path)` returns every
+problem found (an empty list means valid); it never raises for a bad file.
+
+ROI index i is the same in every per-ROI dataset and is label i+1 in `cellpose/masks`. Zero ROIs is valid.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+# Symbols the shape rules use.
+N_ROIS, FRAMES, HEIGHT, WIDTH = "n_rois", "frames", "height", "width"
+N_PIXELS, N_NEUROPIL_PIXELS = "n_pixels", "n_neuropil_pixels"
+
+# Dtype kinds. float32 and uint8 are exact; the others accept any width.
+KINDS = {
+    "float32": "float32",
+    "uint8": "uint8",
+    "float": "any floating-point dtype",
+    "int": "any integer dtype",
+    "number": "any integer or floating-point dtype",
+    "bool": "bool or an integer dtype holding 0/1",
+}
+
+# Where MERGE takes each dataset from (the same path inside that file).
+SUMMARY, SEGMENTATION, TRACES = "summary", "segmentation", "traces"
+
+# The suite2p ROI statistics (SPEC.md section 4): per ROI, except `med` (y, x per ROI) and the per-pixel flags.
+ROI_STATS_PER_ROI = ("aspect_ratio", "compact", "footprint", "mrs", "mrs0", "npix", "npix_norm",
+                     "npix_norm_no_crop", "npix_soma", "radius", "solidity")
+ROI_STATS_PER_PIXEL = ("overlap", "soma_crop")
+ROI_STATS = tuple(sorted(ROI_STATS_PER_ROI + ROI_STATS_PER_PIXEL + ("med",)))
+
+# File attributes every extraction.h5 carries. `parameters` and `versions` are JSON objects (strings).
+REQUIRED_ATTRS = ("plane_id", "parameters", "versions")
+REQUIRED_VERSIONS = ("suite2p", "cellpose")
+
+# The neuropil method switch in the run parameters (searched at any depth of the `parameters` attribute).
+SUITE2P_NEUROPIL_PARAM = "use_suite2p_neuropil"
+# Dataset that exists only with the mutual-information neuropil method.
+RAW_RCOEF = "raw_neuropil_rcoef_mutualinfo"
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    path: str
+    kind: str
+    shape: tuple[str | int, ...]
+    source: str
+    description: str
+    required: bool = True
+
+
+def _stat_spec(name: str) -> DatasetSpec:
+    if name == "med":
+        return DatasetSpec("rois/med", "number", (N_ROIS, 2), TRACES, "median pixel (y, x) of each ROI")
+    if name in ROI_STATS_PER_PIXEL:
+        return DatasetSpec(f"rois/{name}", "bool", (N_PIXELS,), TRACES,
+                           f"suite2p `{name}` flag of each ROI pixel, concatenated like rois/data")
+    return DatasetSpec(f"rois/{name}", "number", (N_ROIS,), TRACES, f"suite2p ROI statistic `{name}`")
+
+
+DATASETS: tuple[DatasetSpec, ...] = (
+    DatasetSpec("traces/corrected", "float32", (N_ROIS, FRAMES), TRACES, "neuropil-corrected traces"),
+    DatasetSpec("traces/roi", "float32", (N_ROIS, FRAMES), TRACES, "raw ROI traces (neuropil-corrupted)"),
+    DatasetSpec("traces/neuropil", "float32", (N_ROIS, FRAMES), TRACES, "neuropil traces"),
+    DatasetSpec("traces/skew", "float32", (N_ROIS,), TRACES, "skewness of traces/corrected"),
+    DatasetSpec("traces/std", "float32", (N_ROIS,), TRACES, "standard deviation of traces/corrected"),
+    DatasetSpec("meanImg", "float32", (HEIGHT, WIDTH), SUMMARY, "mean image"),
+    DatasetSpec("maxImg", "float32", (HEIGHT, WIDTH), SUMMARY, "max projection"),
+    DatasetSpec("rois/data", "float32", (N_PIXELS,), TRACES, "ROI pixel weights (lam), all ROIs concatenated"),
+    DatasetSpec("rois/coords", "int", (3, N_PIXELS), TRACES, "(roi index, y, x) of each rois/data value"),
+    DatasetSpec("rois/shape", "int", (3,), TRACES, "(n_rois, height, width)"),
+    *(_stat_spec(name) for name in ROI_STATS),
+    DatasetSpec("cellpose/masks", "int", (HEIGHT, WIDTH), SEGMENTATION,
+                "label image: 0 = background, ROI i = label i+1"),
+    DatasetSpec("cellpose/flows_in_hsv", "uint8", (HEIGHT, WIDTH, 3), SEGMENTATION, "XY flow rendered as HSV"),
+    DatasetSpec("cellpose/flows", "float", (2, HEIGHT, WIDTH), SEGMENTATION, "XY flow at each pixel"),
+    DatasetSpec("cellpose/cellprob", "float", (HEIGHT, WIDTH), SEGMENTATION, "cell probability at each pixel"),
+    DatasetSpec("cellpose/final_locations", "float", (2, HEIGHT, WIDTH), SEGMENTATION,
+                "pixel locations after Euler integration of the flows"),
+    DatasetSpec("cellpose/styles", "float", (256,), SEGMENTATION, "style vector of the image"),
+    DatasetSpec("iscell", "float32", (N_ROIS, 2), TRACES, "column 0: 0/1 cell; column 1: classifier probability"),
+    DatasetSpec("neuropil_coords", "int", (3, N_NEUROPIL_PIXELS), TRACES,
+                "(roi index, y, x) of each neuropil mask pixel"),
+    DatasetSpec("neuropil_rcoef", "float", (N_ROIS,), TRACES, "neuropil coefficient r used for each ROI"),
+    DatasetSpec(RAW_RCOEF, "float", (N_ROIS,), TRACES,
+                "r before replacement (only with the mutual-information neuropil method)", required=False),
+)
+
+BY_PATH: dict[str, DatasetSpec] = {spec.path: spec for spec in DATASETS}
+GROUPS = ("traces", "rois", "cellpose")
+# Rows of a (n_rois, frames) dataset are read this many bytes at a time, never the whole array.
+ROW_BLOCK_BYTES = 64 * 2**20
+
+
+def check_dtype(kind: str, dtype: np.dtype) -> str | None:
+    """None if `dtype` is of `kind`, else the problem."""
+    dtype = np.dtype(dtype)
+    is_int = np.issubdtype(dtype, np.integer)
+    is_float = np.issubdtype(dtype, np.floating)
+    ok = {
+        "float32": dtype == np.float32,
+        "uint8": dtype == np.uint8,
+        "float": is_float,
+        "int": is_int,
+        "number": is_int or is_float,
+        "bool": dtype == np.bool_ or is_int,
+    }[kind]
+    return None if ok else f"dtype {dtype}, expected {kind} ({KINDS[kind]})"
+
+
+def check_dataset(spec: DatasetSpec, obj: object) -> str | None:
+    """The first problem with `obj` as dataset `spec` on its own (is a dataset, dtype kind, rank), or None."""
+    if not isinstance(obj, h5py.Dataset):
+        return "is not a dataset"
+    problem = check_dtype(spec.kind, obj.dtype)
+    if problem:
+        return problem
+    if obj.ndim != len(spec.shape):
+        return f"rank {obj.ndim} (shape {obj.shape}), expected shape {_rule(spec.shape)}"
+    return None
+
+
+def _rule(shape: tuple[str | int, ...]) -> str:
+    return "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def iter_row_blocks(dset: h5py.Dataset, block_bytes: int = ROW_BLOCK_BYTES) -> Iterator[tuple[int, np.ndarray]]:
+    """(first row, rows) blocks of a 2-D dataset, each at most about `block_bytes` bytes."""
+    n_rows = dset.shape[0]
+    row_bytes = max(1, int(np.prod(dset.shape[1:], dtype=np.int64)) * dset.dtype.itemsize)
+    step = max(1, block_bytes // row_bytes)
+    for start in range(0, n_rows, step):
+        yield start, dset[start:start + step]
+
+
+def find_key(obj: Any, key: str) -> Any:
+    """The value of `key` anywhere in nested dicts/lists (depth-first), or None."""
+    if isinstance(obj, dict):
+        if key in obj:
+            return obj[key]
+        children: Iterable[Any] = obj.values()
+    elif isinstance(obj, list):
+        children = obj
+    else:
+        return None
+    for child in children:
+        found = find_key(child, key)
+        if found is not None:
+            return found
+    return None
+
+
+def _json_attr(handle: h5py.File, name: str, problems: list[str]) -> Any:
+    if name not in handle.attrs:
+        problems.append(f"attribute '{name}' is missing")
+        return None
+    value = handle.attrs[name]
+    if isinstance(value, bytes):
+        value = value.decode()
+    if not isinstance(value, str):
+        problems.append(f"attribute '{name}' is not a JSON string")
+        return None
+    try:
+        doc = json.loads(value)
+    except json.JSONDecodeError as err:
+        problems.append(f"attribute '{name}' is not valid JSON ({err.msg})")
+        return None
+    if not isinstance(doc, dict):
+        problems.append(f"attribute '{name}' is not a JSON object")
+        return None
+    return doc
+
+
+def _check_attrs(handle: h5py.File, problems: list[str]) -> dict | None:
+    if "plane_id" not in handle.attrs:
+        problems.append("attribute 'plane_id' is missing")
+    elif not isinstance(handle.attrs["plane_id"], (str, bytes)):
+        problems.append("attribute 'plane_id' is not a string")
+    parameters = _json_attr(handle, "parameters", problems)
+    versions = _json_attr(handle, "versions", problems)
+    if versions is not None:
+        for package in REQUIRED_VERSIONS:
+            if not isinstance(versions.get(package), str) or not versions[package]:
+                problems.append(f"attribute 'versions' has no {package} version")
+    return parameters
+
+
+def _list_datasets(handle: h5py.Group) -> list[str]:
+    found: list[str] = []
+    handle.visititems(lambda name, obj: found.append(name) if isinstance(obj, h5py.Dataset) else None)
+    return found
+
+
+def _check_coords(name: str, coords: np.ndarray, n_rois: int, height: int, width: int,
+                  problems: list[str]) -> bool:
+    """Range checks of a (3, n) (roi, y, x) array; True if all in range."""
+    ok = True
+    for row, (label, limit) in enumerate((("roi index", n_rois), ("y", height), ("x", width))):
+        values = coords[row]
+        if values.size and (values.min() < 0 or values.max() >= limit):
+            bad = int(np.count_nonzero((values < 0) | (values >= limit)))
+            problems.append(f"{name}: {bad} {label} value(s) out of range [0, {limit}) "
+                            f"(min {values.min()}, max {values.max()})")
+            ok = False
+    return ok
+
+
+def _check_values(handle: h5py.File, dims: dict[str, int], parameters: dict | None, problems: list[str]) -> None:
+    """Value-level checks; only called when every dataset is present with the right dtype and shape."""
+    n_rois, height, width = dims[N_ROIS], dims[HEIGHT], dims[WIDTH]
+
+    # traces: finite (row blocks, never the whole array); std finite and >= 0. skew may be NaN for a flat trace.
+    for path in ("traces/corrected", "traces/roi", "traces/neuropil"):
+        bad = 0
+        for _, block in iter_row_blocks(handle[path]):
+            bad += int(block.size - np.count_nonzero(np.isfinite(block)))
+        if bad:
+            problems.append(f"{path}: {bad} non-finite value(s)")
+    std = handle["traces/std"][()]
+    if not np.all(np.isfinite(std)) or np.any(std < 0):
+        problems.append("traces/std: non-finite or negative value(s)")
+
+    shape = handle["rois/shape"][()]
+    if tuple(int(v) for v in shape) != (n_rois, height, width):
+        problems.append(f"rois/shape: {tuple(int(v) for v in shape)}, expected (n_rois, height, width) = "
+                        f"{(n_rois, height, width)}")
+    data = handle["rois/data"][()]
+    if not np.all(np.isfinite(data)):
+        problems.append("rois/data: non-finite value(s)")
+    for name in ROI_STATS_PER_PIXEL:
+        flags = handle[f"rois/{name}"][()]
+        if flags.dtype != np.bool_ and flags.size and not np.isin(flags, (0, 1)).all():
+            problems.append(f"rois/{name}: values other than 0/1")
+
+    coords = handle["rois/coords"][()].astype(np.int64)
+    coords_ok = _check_coords("rois/coords", coords, n_rois, height, width, problems)
+    if coords_ok:
+        roi, y, x = coords
+        counts = np.bincount(roi, minlength=n_rois)
+        empty = np.flatnonzero(counts == 0)
+        if empty.size:
+            problems.append(f"rois/coords: {empty.size} ROI(s) without pixels (first: ROI {empty[0]})")
+        keys = (roi * height + y) * width + x
+        if np.unique(keys).size != keys.size:
+            problems.append("rois/coords: duplicate (roi, y, x) entries")
+        npix = handle["rois/npix"][()]
+        if not np.array_equal(np.asarray(npix, dtype=np.float64), counts.astype(np.float64)):
+            mismatch = np.flatnonzero(np.asarray(npix, dtype=np.float64) != counts)
+            problems.append(f"rois/npix: differs from the number of rois/coords pixels for {mismatch.size} ROI(s) "
+                            f"(first: ROI {mismatch[0]}, npix {npix[mismatch[0]]}, pixels {counts[mismatch[0]]})")
+        _check_labels(handle["cellpose/masks"][()], roi, y, x, n_rois, problems)
+
+    med = handle["rois/med"][()]
+    if med.size and (np.any(med[:, 0] < 0) or np.any(med[:, 0] >= height)
+                     or np.any(med[:, 1] < 0) or np.any(med[:, 1] >= width)):
+        problems.append("rois/med: (y, x) outside the image")
+
+    _check_coords("neuropil_coords", handle["neuropil_coords"][()].astype(np.int64), n_rois, height, width, problems)
+
+    iscell = handle["iscell"][()]
+    if iscell.size:
+        if not np.isin(iscell[:, 0], (0.0, 1.0)).all():
+            problems.append("iscell: column 0 has values other than 0/1")
+        prob = iscell[:, 1]
+        if not (np.all(np.isfinite(prob)) and np.all((prob >= 0) & (prob <= 1))):
+            problems.append("iscell: column 1 (probability) outside [0, 1]")
+
+    for path in ("neuropil_rcoef", RAW_RCOEF):
+        if path in handle:
+            r = handle[path][()]
+            if not (np.all(np.isfinite(r)) and np.all((r >= 0) & (r <= 2))):
+                problems.append(f"{path}: values outside [0, 2]")
+
+    use_suite2p = find_key(parameters, SUITE2P_NEUROPIL_PARAM) if parameters else None
+    if use_suite2p is True and RAW_RCOEF in handle:
+        problems.append(f"{RAW_RCOEF}: present although the run used suite2p's fixed neuropil coefficient")
+    if use_suite2p is False and RAW_RCOEF not in handle:
+        problems.append(f"{RAW_RCOEF}: missing (required with the mutual-information neuropil method)")
+
+
+def _check_labels(masks: np.ndarray, roi: np.ndarray, y: np.ndarray, x: np.ndarray, n_rois: int,
+                  problems: list[str]) -> None:
+    """ROI i's pixels are label i+1 in `masks` (where only one ROI covers the pixel), and vice versa."""
+    masks = masks.astype(np.int64)
+    if masks.size and (masks.min() < 0 or masks.max() > n_rois):
+        problems.append(f"cellpose/masks: labels outside 0..n_rois={n_rois} (min {masks.min()}, max {masks.max()})")
+        return
+    height, width = masks.shape
+    pixel = y * width + x
+    cover = np.bincount(pixel, minlength=height * width)
+    single = cover[pixel] == 1
+    got = masks.ravel()[pixel[single]]
+    wrong = got != roi[single] + 1
+    if wrong.any():
+        rois_wrong = np.unique(roi[single][wrong])
+        first = int(rois_wrong[0])
+        problems.append(f"cellpose/masks: {int(wrong.sum())} pixel(s) of {rois_wrong.size} ROI(s) in rois/coords do "
+                        f"not carry label roi+1 (first: ROI {first} expects label {first + 1})")
+    # Converse: every labelled pixel belongs (in rois/coords) to the ROI its label names.
+    labelled = np.flatnonzero(masks.ravel())
+    label_keys = (masks.ravel()[labelled] - 1) * (height * width) + labelled
+    roi_keys = roi * (height * width) + pixel
+    missing = ~np.isin(label_keys, roi_keys)
+    if missing.any():
+        labels = np.unique(masks.ravel()[labelled[missing]])
+        problems.append(f"cellpose/masks: {int(missing.sum())} labelled pixel(s) are not pixels of ROI label-1 in "
+                        f"rois/coords ({labels.size} label(s), first: label {labels[0]})")
+
+
+def validate_handle(handle: h5py.File) -> list[str]:
+    """Every problem of an open extraction.h5 (see `validate`)."""
+    problems: list[str] = []
+    present = set(_list_datasets(handle))
+    extra = sorted(present - set(BY_PATH))
+    for path in extra:
+        problems.append(f"{path}: unexpected dataset (not in the schema)")
+    for name in handle:
+        if isinstance(handle[name], h5py.Group) and name not in GROUPS:
+            problems.append(f"{name}: unexpected group (not in the schema)")
+
+    # Each symbol takes the value most datasets agree on (ties: the first in DATASETS order); the others are reported.
+    seen: dict[str, list[tuple[str, int]]] = {}
+    structure_ok = True
+    for spec in DATASETS:
+        if spec.path not in handle:
+            if spec.required:
+                problems.append(f"{spec.path}: missing dataset")
+                structure_ok = False
+            continue
+        dset = handle[spec.path]
+        problem = check_dataset(spec, dset)
+        if problem:
+            problems.append(f"{spec.path}: {problem}")
+            structure_ok = False
+            continue
+        for axis, (rule, size) in enumerate(zip(spec.shape, dset.shape)):
+            if isinstance(rule, int):
+                if size != rule:
+                    problems.append(f"{spec.path}: shape {dset.shape}, expected {_rule(spec.shape)} "
+                                    f"(axis {axis} must be {rule})")
+                    structure_ok = False
+            else:
+                seen.setdefault(rule, []).append((spec.path, int(size)))
+    dims: dict[str, int] = {}
+    for rule, sizes in seen.items():
+        values = [size for _, size in sizes]
+        dims[rule] = max(values, key=lambda v: (values.count(v), -values.index(v)))
+        agree = next(path for path, size in sizes if size == dims[rule])
+        for path, size in sizes:
+            if size != dims[rule]:
+                problems.append(f"{path}: shape {handle[path].shape} has {rule}={size}, but {agree} (and the "
+                                f"majority) has {rule}={dims[rule]} (inconsistent {rule})")
+                structure_ok = False
+
+    parameters = _check_attrs(handle, problems)
+    if structure_ok:
+        _check_values(handle, dims, parameters, problems)
+    return problems
+
+
+def validate(path: str | Path | h5py.File) -> list[str]:
+    """Every problem of an extraction.h5 against the schema; an empty list means the file is valid.
+
+    Checks: missing, extra and non-dataset entries; dtype kind and shape of every dataset; the same n_rois, frames,
+    height, width, n_pixels and n_neuropil_pixels across datasets; rois/shape; coordinates in range (roi index <
+    n_rois, y < height, x < width), no duplicates, every ROI with pixels, rois/npix matching the pixel counts; the
+    label/ROI correspondence (ROI i == label i+1 in cellpose/masks, both ways, where one ROI covers a pixel);
+    iscell ranges; finite traces and weights; neuropil coefficients in [0, 2] and the mutual-information dataset
+    present exactly when that method ran; the plane_id, parameters and versions (with suite2p and cellpose)
+    attributes. Value checks run only once the structure is right.
+    """
+    if isinstance(path, h5py.File):
+        return validate_handle(path)
+    path = Path(path)
+    if not path.is_file():
+        return ["file does not exist" if not path.exists() else "not a file"]
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as err:
+        return [f"cannot be opened as HDF5 ({err})"]
+    with handle:
+        return validate_handle(handle)

@@ -1,0 +1,499 @@
+"""MERGE and the extraction.h5 schema: fixtures are summary.h5 / segmentation.h5 / traces.h5 written directly with
+h5py as docs/architecture.md describes them (independent of the other steps; the end-to-end test covers those)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from ophys_extraction import merge as merge_mod
+from ophys_extraction import qc, schema
+from ophys_extraction.cli import main as dispatch
+from ophys_extraction.cli.merge import main as merge_main
+from ophys_extraction.cli.validate import main as validate_main
+
+REPO = Path(__file__).resolve().parents[1]
+HEIGHT, WIDTH = 48, 64          # not square: catches transposed axes
+FRAMES = 4000                   # 5 ROIs x 4000 frames x 4 B > 64 KiB: the compressed, row-block copy path
+CENTRES = [(10, 12), (12, 40), (30, 20), (34, 50), (24, 32), (40, 8)]   # Cellpose labels 1..6
+RADIUS = 4
+
+
+def _disc_masks(height: int, width: int, centres: list[tuple[int, int]]) -> np.ndarray:
+    yy, xx = np.mgrid[:height, :width]
+    masks = np.zeros((height, width), np.int32)
+    for label, (cy, cx) in enumerate(centres, start=1):
+        masks[(yy - cy) ** 2 + (xx - cx) ** 2 <= RADIUS**2] = label
+    return masks
+
+
+def make_plane(folder: Path, drop: tuple[int, ...] = (3,), n_labels: int = 6, frames: int = FRAMES,
+               mutual_info: bool = True, omit: tuple[str, ...] = ()) -> dict[str, Path]:
+    """summary.h5, segmentation.h5 and traces.h5 of one plane; Cellpose labels in `drop` were dropped by suite2p."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(7)
+    yy, xx = np.mgrid[:HEIGHT, :WIDTH]
+    masks = _disc_masks(HEIGHT, WIDTH, CENTRES[:n_labels])
+    mean_img = (100 + 5 * rng.standard_normal((HEIGHT, WIDTH)) + 80 * (masks > 0)).astype(np.float32)
+    max_img = (mean_img * 1.5 + 10 * rng.standard_normal((HEIGHT, WIDTH))).astype(np.float32)
+
+    paths = {"summary": folder / "summary.h5", "segmentation": folder / "segmentation.h5",
+             "traces": folder / "traces.h5"}
+    with h5py.File(paths["summary"], "w") as f:
+        f["meanImg"] = mean_img
+        f["maxImg"] = max_img
+        f["max_mean_ratio"] = np.log(np.maximum(1e-3, max_img / np.maximum(1e-3, mean_img))).astype(np.float32)
+        f["meanImgE"] = mean_img / mean_img.max()
+        f.attrs.update({"movie": "/data/session/plane_7/motion_correction/plane_7_registered.h5",
+                        "n_frames": frames, "height": HEIGHT, "width": WIDTH, "frame_rate": 10.71,
+                        "bin_duration": 3.7, "bin_size": 39, "n_bins": frames // 39, "denoise": False})
+
+    p1, p99 = np.percentile(mean_img, (1, 99))
+    weights = (0.1 + np.clip((mean_img - p1) / (p99 - p1), 0, 1)).astype(np.float32)
+    with h5py.File(paths["segmentation"], "w") as f:
+        cp = f.create_group("cellpose")
+        cp["masks"] = masks
+        cp["flows_in_hsv"] = rng.integers(0, 256, (HEIGHT, WIDTH, 3), dtype=np.uint8)
+        cp["flows"] = rng.standard_normal((2, HEIGHT, WIDTH)).astype(np.float32)
+        cp["cellprob"] = rng.standard_normal((HEIGHT, WIDTH)).astype(np.float32)
+        cp["final_locations"] = np.stack([yy, xx]).astype(np.float32)
+        cp["styles"] = rng.standard_normal(256).astype(np.float32)
+        f["weights"] = weights
+        f["image"] = mean_img
+        f.attrs.update({"anatomical_only": 2, "diameter": 0.0, "diameter_used": 9.0, "cellprob_threshold": 0.0,
+                        "flow_threshold": 1.5, "device": "cpu", "cellpose_version": "3.1.1.2",
+                        "torch_version": "2.5.1"})
+
+    labels = np.array([lab for lab in range(1, n_labels + 1) if lab not in drop], np.int32)
+    n_rois = labels.size
+    coords, neuropil, lam, med = [], [], [], []
+    for i, lab in enumerate(labels):
+        ys, xs = np.nonzero(masks == lab)
+        coords.append(np.stack([np.full(ys.size, i), ys, xs]))
+        lam.append(weights[ys, xs])
+        k = np.argmin((ys - np.median(ys)) ** 2 + (xs - np.median(xs)) ** 2)
+        med.append((ys[k], xs[k]))
+        ring = ((yy - ys.mean()) ** 2 + (xx - xs.mean()) ** 2 <= (3 * RADIUS) ** 2) & (masks == 0)
+        ny, nx = np.nonzero(ring)
+        neuropil.append(np.stack([np.full(ny.size, i), ny, nx]))
+    coords_arr = np.concatenate(coords, axis=1).astype(np.int32) if coords else np.zeros((3, 0), np.int32)
+    neuropil_arr = np.concatenate(neuropil, axis=1).astype(np.int32) if neuropil else np.zeros((3, 0), np.int32)
+    n_pixels = coords_arr.shape[1]
+    F = (200 + 20 * rng.standard_normal((n_rois, frames))).astype(np.float32)
+    Fneu = (100 + 10 * rng.standard_normal((n_rois, frames))).astype(np.float32)
+    r = np.full(n_rois, 0.7, np.float32)
+    corrected = (F - r[:, None] * Fneu).astype(np.float32)
+    npix = np.bincount(coords_arr[0], minlength=n_rois)
+    with h5py.File(paths["traces"], "w") as f:
+        f["traces/corrected"] = corrected
+        f["traces/roi"] = F
+        f["traces/neuropil"] = Fneu
+        f["traces/skew"] = np.zeros(n_rois, np.float32)
+        f["traces/std"] = corrected.std(axis=1).astype(np.float32)
+        f["rois/data"] = np.concatenate(lam).astype(np.float32) if lam else np.zeros(0, np.float32)
+        f["rois/coords"] = coords_arr
+        f["rois/shape"] = np.array([n_rois, HEIGHT, WIDTH], np.int64)
+        f["rois/med"] = np.array(med, np.int64).reshape(n_rois, 2)
+        f["rois/npix"] = npix.astype(np.int64)
+        f["rois/npix_soma"] = npix.astype(np.int64)
+        f["rois/footprint"] = np.ones(n_rois, np.int64)
+        for name in ("aspect_ratio", "compact", "mrs", "mrs0", "npix_norm", "npix_norm_no_crop", "radius",
+                     "solidity"):
+            f[f"rois/{name}"] = rng.uniform(0.5, 1.5, n_rois)
+        f["rois/soma_crop"] = np.ones(n_pixels, bool)
+        f["rois/overlap"] = np.zeros(n_pixels, bool)
+        f["iscell"] = np.stack([np.arange(n_rois) % 2 == 0, rng.uniform(0, 1, n_rois)], axis=1).astype(np.float32)
+        f["neuropil_coords"] = neuropil_arr
+        f["neuropil_rcoef"] = r
+        if mutual_info:
+            f[schema.RAW_RCOEF] = np.full(n_rois, 1.3, np.float32)
+        f["labels"] = labels
+        for name in omit:
+            del f[name]
+        f.attrs.update({"use_suite2p_neuropil": not mutual_info, "neucoeff": 0.7, "suite2p_version": "1.1.0",
+                        "parameters": json.dumps({"inner_neuropil_radius": 2, "min_neuropil_pixels": 350})})
+    return paths
+
+
+def run_merge(paths: dict[str, Path], outdir: Path, *extra: str) -> int:
+    return merge_main(["--summary", str(paths["summary"]), "--segmentation", str(paths["segmentation"]),
+                       "--traces", str(paths["traces"]), "--outdir", str(outdir), *extra])
+
+
+@pytest.fixture(scope="module")
+def merged(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Path], Path]:
+    """One plane (Cellpose label 3 dropped by suite2p) merged once; tests that modify it work on copies."""
+    root = tmp_path_factory.mktemp("merged")
+    paths = make_plane(root / "in")
+    assert run_merge(paths, root / "out", "--plane_id", "plane_7", "--params_json", '{"bin_duration": 3.7}') == 0
+    return paths, root / "out" / "extraction.h5"
+
+
+def test_merged_file_passes_validation_and_keeps_the_data(merged):
+    paths, out = merged
+    assert schema.validate(out) == []
+    with h5py.File(out, "r") as f, h5py.File(paths["traces"], "r") as tr, h5py.File(paths["summary"], "r") as sm:
+        found: list[str] = []
+        f.visititems(lambda name, obj: found.append(name) if isinstance(obj, h5py.Dataset) else None)
+        assert sorted(found) == sorted(spec.path for spec in schema.DATASETS)
+        for path in ("traces/corrected", "traces/roi", "traces/neuropil", "rois/coords", "iscell",
+                     "neuropil_coords", schema.RAW_RCOEF):
+            np.testing.assert_array_equal(f[path][()], tr[path][()])
+            assert f[path].dtype == tr[path].dtype
+        np.testing.assert_array_equal(f["meanImg"][()], sm["meanImg"][()])
+        assert f["traces/corrected"].compression == "gzip"
+        assert f.attrs["plane_id"] == "plane_7"
+        assert f.attrs["frame_rate"] == pytest.approx(10.71)
+        params = json.loads(f.attrs["parameters"])
+        assert params["pipeline"] == {"bin_duration": 3.7}
+        assert params["segment"]["anatomical_only"] == 2
+        assert params["extract"]["parameters"] == {"inner_neuropil_radius": 2, "min_neuropil_pixels": 350}
+        assert params["summary_images"]["frame_rate"] == pytest.approx(10.71)
+        versions = json.loads(f.attrs["versions"])
+        assert versions["suite2p"] == "1.1.0" and versions["cellpose"] == "3.1.1.2"
+        assert {"ophys_extraction", "torch", "numpy", "h5py"} <= set(versions)
+        assert not any("time" in key or "date" in key for key in f.attrs)
+
+
+def test_masks_relabelled_when_suite2p_dropped_an_roi(merged):
+    paths, out = merged
+    with h5py.File(out, "r") as f, h5py.File(paths["segmentation"], "r") as seg:
+        original = seg["cellpose/masks"][()]
+        masks = f["cellpose/masks"][()]
+        roi, y, x = f["rois/coords"][()]
+    assert masks.max() == 5
+    assert not np.any(masks[original == 3])                  # the dropped ROI is background now
+    for new, old in enumerate([1, 2, 4, 5, 6], start=1):     # ROI i == label i+1
+        np.testing.assert_array_equal(masks == new, original == old)
+    np.testing.assert_array_equal(masks[y, x], roi + 1)
+
+
+def test_zero_roi_plane_is_valid(tmp_path):
+    paths = make_plane(tmp_path / "in", drop=(), n_labels=0)
+    assert run_merge(paths, tmp_path / "out") == 0
+    out = tmp_path / "out" / "extraction.h5"
+    assert schema.validate(out) == []
+    with h5py.File(out, "r") as f:
+        assert f["traces/corrected"].shape == (0, FRAMES)
+        assert f["rois/coords"].shape == (3, 0)
+        assert f["iscell"].shape == (0, 2)
+        assert not f["cellpose/masks"][()].any()
+        assert f.attrs["plane_id"] == "plane_7"             # from summary.h5's `movie`, as discovery names planes
+    assert (tmp_path / "out" / "detected_ROIs.png").stat().st_size > 10_000
+
+
+def test_all_rois_dropped_by_suite2p(tmp_path):
+    paths = make_plane(tmp_path / "in", drop=(1, 2, 3), n_labels=3)
+    assert run_merge(paths, tmp_path / "out") == 0
+    with h5py.File(tmp_path / "out" / "extraction.h5", "r") as f:
+        assert not f["cellpose/masks"][()].any()
+    assert schema.validate(tmp_path / "out" / "extraction.h5") == []
+
+
+def test_missing_input_dataset_fails_in_one_line_and_leaves_nothing(tmp_path):
+    paths = make_plane(tmp_path / "in", omit=("iscell",))
+    outdir = tmp_path / "out"
+    proc = subprocess.run([sys.executable, str(REPO / "bin" / "merge.py"), "--summary", str(paths["summary"]),
+                           "--segmentation", str(paths["segmentation"]), "--traces", str(paths["traces"]),
+                           "--outdir", str(outdir)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ERROR: ") and "traces.h5" in lines[0] and "iscell" in lines[0]
+    assert not outdir.exists() or list(outdir.iterdir()) == []
+
+
+@pytest.mark.parametrize("case", ["no_labels", "missing_input", "bad_params", "other_plane", "bad_labels"])
+def test_bad_inputs_are_input_errors(tmp_path, case, capsys):
+    paths = make_plane(tmp_path / "in")
+    extra: list[str] = []
+    if case == "no_labels":
+        with h5py.File(paths["traces"], "a") as f:
+            del f["labels"]
+    elif case == "missing_input":
+        paths["summary"].unlink()
+    elif case == "bad_params":
+        extra = ["--params_json", "{not json"]
+    elif case == "other_plane":
+        with h5py.File(paths["summary"], "a") as f:
+            del f["meanImg"]
+            f["meanImg"] = np.zeros((HEIGHT, WIDTH + 1), np.float32)
+    elif case == "bad_labels":
+        with h5py.File(paths["traces"], "a") as f:
+            f["labels"][0] = 99
+    with pytest.raises(merge_mod.InputError):
+        run_merge(paths, tmp_path / "out", *extra)
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+def test_failure_while_writing_leaves_nothing(tmp_path, monkeypatch):
+    paths = make_plane(tmp_path / "in")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("figure failed")
+
+    monkeypatch.setattr(qc, "render_detected_rois", broken)
+    with pytest.raises(RuntimeError, match="figure failed"):
+        run_merge(paths, tmp_path / "out")
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_inconsistent_inputs_fail_validation_before_the_rename(tmp_path):
+    paths = make_plane(tmp_path / "in")
+    with h5py.File(paths["traces"], "a") as f:   # one iscell row too few: dtype and rank are right, n_rois is not
+        iscell = f["iscell"][()]
+        del f["iscell"]
+        f["iscell"] = iscell[:-1]
+    with pytest.raises(merge_mod.SchemaError, match="inconsistent n_rois"):
+        run_merge(paths, tmp_path / "out")
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_merge_is_deterministic(tmp_path, merged):
+    paths, first = merged
+    assert run_merge(paths, tmp_path / "again", "--plane_id", "plane_7", "--params_json",
+                     '{"bin_duration": 3.7}') == 0
+    second = tmp_path / "again" / "extraction.h5"
+    with h5py.File(first, "r") as a, h5py.File(second, "r") as b:
+        names: list[str] = []
+        a.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None)
+        for name in names:
+            assert a[name].dtype == b[name].dtype and a[name].shape == b[name].shape
+            np.testing.assert_array_equal(a[name][()], b[name][()])
+            assert a[name].compression == b[name].compression and a[name].chunks == b[name].chunks
+        assert dict(a.attrs) == dict(b.attrs)
+    assert (first.parent / "detected_ROIs.png").read_bytes() == (tmp_path / "again" / "detected_ROIs.png").read_bytes()
+
+
+def test_plane_summary(tmp_path):
+    paths = make_plane(tmp_path / "in")
+    with h5py.File(paths["traces"], "a") as f:
+        f.attrs["runtime_seconds"] = 12.0
+    summary = tmp_path / "plane_summary.json"
+    assert run_merge(paths, tmp_path / "out", "--plane_id", "p1", "--plane_summary", str(summary)) == 0
+    row = json.loads(summary.read_text())
+    assert {k: row[k] for k in ("plane", "frames", "rois", "cells")} == {"plane": "p1", "frames": FRAMES,
+                                                                          "rois": 5, "cells": 3}
+    assert row["runtime_seconds"] >= 12.0
+
+
+def test_params_json_from_file(tmp_path):
+    paths = make_plane(tmp_path / "in", drop=())
+    params = tmp_path / "params.json"
+    params.write_text(json.dumps({"diameter": 0, "outdir": "results"}))
+    assert run_merge(paths, tmp_path / "out", "--params_json", str(params)) == 0
+    with h5py.File(tmp_path / "out" / "extraction.h5", "r") as f:
+        assert json.loads(f.attrs["parameters"])["pipeline"] == {"diameter": 0, "outdir": "results"}
+
+
+def test_figure_is_a_sensible_png(merged):
+    import matplotlib.image
+
+    png = merged[1].parent / "detected_ROIs.png"
+    image = matplotlib.image.imread(png)
+    height, width = image.shape[:2]
+    assert image.ndim == 3 and image.shape[2] in (3, 4)
+    assert 1000 <= width <= 2500 and 600 <= height <= 2500
+    assert image[..., :3].std() > 0.05     # not blank
+
+
+def test_figure_is_fast_for_a_full_size_plane(tmp_path):
+    """512x512 with 500 ROIs: the figure takes seconds at most (the contract asks for < 3 s on a free core)."""
+    rng = np.random.default_rng(1)
+    centres = rng.integers(6, 506, size=(500, 2))
+    yy, xx = np.mgrid[-4:5, -4:5]
+    disc = yy**2 + xx**2 <= 16
+    coords = np.concatenate([np.stack([np.full(disc.sum(), i), yy[disc] + cy, xx[disc] + cx])
+                             for i, (cy, cx) in enumerate(centres)], axis=1)
+    image = rng.standard_normal((512, 512)).astype(np.float32)
+    iscell = np.stack([rng.integers(0, 2, 500), rng.uniform(0, 1, 500)], axis=1)
+    t0 = time.process_time()
+    qc.render_detected_rois(tmp_path / "big.png", images=[("mean image", image)] * 3, coords=coords, n_rois=500,
+                            iscell=iscell, centres=centres, title="big")
+    assert time.process_time() - t0 < 6.0
+    assert (tmp_path / "big.png").stat().st_size > 100_000
+
+
+# --- the validator: one broken file per problem kind ---------------------------------------------------------
+
+
+def _break(f: h5py.File, case: str) -> None:
+    def replace(path: str, value: np.ndarray) -> None:
+        del f[path]
+        f[path] = value
+
+    if case == "missing dataset":
+        del f["traces/std"]
+    elif case == "extra dataset":
+        f["labels"] = np.arange(5)
+    elif case == "wrong dtype":
+        replace("traces/corrected", f["traces/corrected"][()].astype(np.float64))
+    elif case == "wrong shape":
+        replace("iscell", np.zeros((5, 3), np.float32))
+    elif case == "wrong rank":
+        replace("meanImg", f["meanImg"][()][None])
+    elif case == "inconsistent n_rois":
+        replace("traces/skew", np.zeros(4, np.float32))
+    elif case == "label mismatch":
+        masks = f["cellpose/masks"][()]
+        swapped = masks.copy()
+        swapped[masks == 1], swapped[masks == 2] = 2, 1
+        replace("cellpose/masks", swapped)
+    elif case == "label beyond n_rois":
+        masks = f["cellpose/masks"][()]
+        masks[0, 0] = 6
+        replace("cellpose/masks", masks)
+    elif case == "coords out of range":
+        coords = f["rois/coords"][()]
+        coords[1, 0] = HEIGHT
+        replace("rois/coords", coords)
+    elif case == "roi index out of range":
+        coords = f["neuropil_coords"][()]
+        coords[0, -1] = 5
+        replace("neuropil_coords", coords)
+    elif case == "duplicate coords":
+        coords = f["rois/coords"][()]
+        coords[:, 1] = coords[:, 0]
+        replace("rois/coords", coords)
+    elif case == "npix mismatch":
+        npix = f["rois/npix"][()]
+        npix[2] += 1
+        replace("rois/npix", npix)
+    elif case == "iscell not 0/1":
+        iscell = f["iscell"][()]
+        iscell[0, 0] = 0.5
+        replace("iscell", iscell)
+    elif case == "iscell probability":
+        iscell = f["iscell"][()]
+        iscell[1, 1] = 1.5
+        replace("iscell", iscell)
+    elif case == "non-finite traces":
+        f["traces/neuropil"][3, 17] = np.nan
+    elif case == "rois/shape":
+        f["rois/shape"][1] = HEIGHT + 1
+    elif case == "rcoef range":
+        f["neuropil_rcoef"][0] = 2.5
+    elif case == "raw rcoef with suite2p":
+        params = json.loads(f.attrs["parameters"])
+        params["extract"]["use_suite2p_neuropil"] = True
+        f.attrs["parameters"] = json.dumps(params)
+    elif case == "missing versions":
+        del f.attrs["versions"]
+    elif case == "no suite2p version":
+        f.attrs["versions"] = json.dumps({"cellpose": "3.1.1.2"})
+    elif case == "missing plane_id":
+        del f.attrs["plane_id"]
+    elif case == "parameters not JSON":
+        f.attrs["parameters"] = "{oops"
+    else:
+        raise AssertionError(case)
+
+
+VALIDATOR_CASES = {
+    "missing dataset": "traces/std: missing dataset",
+    "extra dataset": "labels: unexpected dataset",
+    "wrong dtype": "traces/corrected: dtype float64, expected float32",
+    "wrong shape": "iscell: shape (5, 3), expected (n_rois, 2)",
+    "wrong rank": "meanImg: rank 3",
+    "inconsistent n_rois": "traces/skew: shape (4,) has n_rois=4",
+    "label mismatch": "cellpose/masks: ",
+    "label beyond n_rois": "cellpose/masks: labels outside 0..n_rois=5",
+    "coords out of range": "rois/coords: 1 y value(s) out of range [0, 48)",
+    "roi index out of range": "neuropil_coords: 1 roi index value(s) out of range [0, 5)",
+    "duplicate coords": "rois/coords: duplicate",
+    "npix mismatch": "rois/npix: differs",
+    "iscell not 0/1": "iscell: column 0",
+    "iscell probability": "iscell: column 1",
+    "non-finite traces": "traces/neuropil: 1 non-finite",
+    "rois/shape": "rois/shape: (5, 49, 64)",
+    "rcoef range": "neuropil_rcoef: values outside [0, 2]",
+    "raw rcoef with suite2p": f"{schema.RAW_RCOEF}: present",
+    "missing versions": "attribute 'versions' is missing",
+    "no suite2p version": "no suite2p version",
+    "missing plane_id": "attribute 'plane_id' is missing",
+    "parameters not JSON": "attribute 'parameters' is not valid JSON",
+}
+
+
+@pytest.mark.parametrize("case", sorted(VALIDATOR_CASES))
+def test_validator_catches(tmp_path, merged, case):
+    broken = tmp_path / "broken.h5"
+    shutil.copy(merged[1], broken)
+    with h5py.File(broken, "a") as f:
+        _break(f, case)
+    problems = schema.validate(broken)
+    assert any(VALIDATOR_CASES[case] in p for p in problems), problems
+    if case == "label mismatch":
+        assert len(problems) == 2 and "ROI 0 expects label 1" in problems[0]   # both directions, nothing else
+
+
+def test_validator_on_files_that_are_not_extraction_files(tmp_path):
+    assert schema.validate(tmp_path / "nope.h5") == ["file does not exist"]
+    junk = tmp_path / "junk.h5"
+    junk.write_text("not hdf5")
+    assert schema.validate(junk)[0].startswith("cannot be opened as HDF5")
+    empty = tmp_path / "empty.h5"
+    h5py.File(empty, "w").close()
+    problems = schema.validate(empty)
+    assert sum("missing dataset" in p for p in problems) == sum(spec.required for spec in schema.DATASETS)
+
+
+def test_mutual_information_dataset_required_with_that_method(tmp_path, merged):
+    broken = tmp_path / "broken.h5"
+    shutil.copy(merged[1], broken)
+    with h5py.File(broken, "a") as f:
+        del f[schema.RAW_RCOEF]
+    assert any("missing (required with the mutual-information" in p for p in schema.validate(broken))
+
+
+def test_suite2p_neuropil_plane_without_raw_rcoef_is_valid(tmp_path):
+    paths = make_plane(tmp_path / "in", mutual_info=False)
+    assert run_merge(paths, tmp_path / "out") == 0
+    with h5py.File(tmp_path / "out" / "extraction.h5", "r") as f:
+        assert schema.RAW_RCOEF not in f
+
+
+def test_validate_cli(tmp_path, merged, capsys):
+    good = merged[1]
+    bad = tmp_path / "bad.h5"
+    shutil.copy(good, bad)
+    with h5py.File(bad, "a") as f:
+        del f["iscell"]
+    assert validate_main([str(good)]) == 0
+    assert capsys.readouterr().out.strip() == f"OK {good}"
+    assert validate_main([str(good), str(bad)]) == 1
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out == [f"OK {good}", f"{bad}: iscell: missing dataset"]
+
+
+def test_dispatcher(merged, capsys):
+    assert dispatch(["validate", str(merged[1])]) == 0
+    assert "OK" in capsys.readouterr().out
+    assert dispatch(["--help"]) == 0
+    assert "merge" in capsys.readouterr().out
+    assert dispatch(["nonsense"]) == 2
+    assert "unknown command 'nonsense'" in capsys.readouterr().err
+    assert dispatch(["merge", "--summary", "x.h5", "--segmentation", "y.h5", "--traces", "z.h5",
+                     "--outdir", "/tmp/never-written"]) == 2
+    assert capsys.readouterr().err.startswith("ERROR: x.h5: summary file does not exist")
+    assert dispatch(["merge", "--help"]) == 0
+    from ophys_extraction.cli import COMMANDS
+    import importlib
+    for module, _ in COMMANDS.values():     # every dispatched module exists and has main(argv)
+        assert callable(importlib.import_module(module).main)
+
+
+def test_bin_scripts_are_thin_and_executable():
+    for name in ("merge.py", "validate.py"):
+        script = REPO / "bin" / name
+        assert os.access(script, os.X_OK)
+        text = script.read_text()
+        assert text.startswith("#!/usr/bin/env python3\n") and "run_cli(main)" in text
