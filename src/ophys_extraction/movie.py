@@ -78,22 +78,39 @@ def chunk_frames(info: MovieInfo, dset: h5py.Dataset | None = None, chunk_bytes:
 
 
 def iter_chunks(dset: h5py.Dataset, n_frames_per_chunk: int, path: str | Path = "movie",
-                dtype: np.dtype | type = np.float32) -> Iterator[tuple[int, np.ndarray]]:
+                dtype: np.dtype | type = np.float32, *, buffers: int = 0) -> Iterator[tuple[int, np.ndarray]]:
     """Yield (first_frame, block) over the movie in order; each block is (n, height, width) of `dtype`.
 
     Blocks are read straight from the file. Non-finite values are bad input: a plane with NaN or inf pixels
     has no meaningful traces, so the read stops with an error naming the file and the first bad frame.
+
+    `buffers` > 0: blocks are read (`read_direct`) into a ring of that many preallocated arrays instead of fresh
+    ones, so a yielded block is only valid until `buffers` more blocks have been yielded. Fresh arrays of
+    hundreds of MiB are page-faulted in on every chunk, which in a VM costs about as much as the read itself.
     """
     n_total = dset.shape[0]
     check_finite = np.issubdtype(dset.dtype, np.floating)
-    for start in range(0, n_total, n_frames_per_chunk):
+    dtype = np.dtype(dtype)
+    shape = (min(n_frames_per_chunk, n_total), *dset.shape[1:])
+    ring = [np.empty(shape, dset.dtype) for _ in range(buffers)]
+    converted = [np.empty(shape, dtype) for _ in range(buffers)] if ring and dtype != dset.dtype else []
+    for index, start in enumerate(range(0, n_total, n_frames_per_chunk)):
         stop = min(start + n_frames_per_chunk, n_total)
         try:
-            raw = dset[start:stop]
+            if ring:
+                raw = ring[index % buffers][: stop - start]
+                dset.read_direct(raw, np.s_[start:stop], np.s_[0:stop - start])
+            else:
+                raw = dset[start:stop]
         except OSError as err:
             raise InputError(path, f"cannot read frames {start}-{stop - 1} (truncated or corrupt: "
                                    f"{str(err).splitlines()[0]})") from None
         if check_finite and not np.isfinite(raw).all():
             bad = start + int(np.flatnonzero(~np.isfinite(raw).reshape(raw.shape[0], -1).all(axis=1))[0])
             raise InputError(path, f"frame {bad} contains NaN or inf values")
-        yield start, raw.astype(dtype, copy=False)
+        if converted:
+            out = converted[index % buffers][: stop - start]
+            np.copyto(out, raw, casting="unsafe")
+            yield start, out
+        else:
+            yield start, raw.astype(dtype, copy=False)

@@ -17,6 +17,7 @@ process EXTRACT {
         --movie ${movie} \\
         --segmentation ${segmentation} \\
         --output traces.h5 \\
+        --threads ${task.cpus} \\
         ${params.use_suite2p_neuropil ? '--use_suite2p_neuropil' : ''} ${chunk}
     ophys-extraction versions --process ${task.process} > versions.yml
     """
