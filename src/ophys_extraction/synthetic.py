@@ -28,7 +28,7 @@ from typing import Any
 
 import h5py
 import numpy as np
-from scipy import ndimage, signal, sparse
+from scipy import ndimage, signal, sparse, special
 
 from ophys_extraction.errors import InputError, run_cli
 
@@ -158,7 +158,7 @@ def _vessels(rng: np.random.Generator, shape: tuple[int, int], density: float) -
         centre[pix[:, 0], pix[:, 1]] = False
         dist = ndimage.distance_transform_edt(centre)
         radius = rng.uniform(1.5, 5.0)
-        profile = 1 / (1 + np.exp((dist - radius) / 0.8))
+        profile = special.expit((radius - dist) / 0.8)  # 1 / (1 + exp((dist - radius) / 0.8)), no overflow
         transmission *= (1 - rng.uniform(0.6, 0.85) * profile).astype(np.float32)
     return transmission
 
