@@ -83,6 +83,26 @@ def make_movie(path: Path, frames: int, height: int = 512, width: int = 512, see
     return path
 
 
+def vm_hwm_mb() -> float:
+    """This process's peak RSS so far (VmHWM), for benchmarks that time a step inside a child process."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def time_quietly(main, argv: list[str]) -> float:
+    """Wall seconds of a step's `main(argv)` in this process, its stdout silenced."""
+    start = time.perf_counter()
+    with open(os.devnull, "w") as devnull:
+        stdout, sys.stdout = sys.stdout, devnull
+        try:
+            main(argv)
+        finally:
+            sys.stdout = stdout
+    return time.perf_counter() - start
+
+
 def print_table(title: str, columns: list[str], rows: list[list[object]]) -> None:
     cells = [[f"{v:.2f}" if isinstance(v, float) else str(v) for v in row] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]

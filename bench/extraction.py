@@ -40,15 +40,10 @@ from pathlib import Path
 
 import numpy as np
 
+from common import time_quietly, vm_hwm_mb, warm
+
 
 # --------------------------------------------------------------------------------------------------- child process
-
-def _vm_hwm_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
 
 def _load_masks(path: Path):
     from ophys_extraction.traces import TraceMasks
@@ -110,15 +105,8 @@ def _child(args: argparse.Namespace) -> None:
         argv = ["--movie", str(args.movie), "--segmentation", str(args.segmentation), "--output", str(args.output)]
         if args.chunk_frames:
             argv += ["--chunk_frames", str(args.chunk_frames)]
-        t0 = time.perf_counter()
-        with open(os.devnull, "w") as devnull:
-            stdout, sys.stdout = sys.stdout, devnull
-            try:
-                main(argv)
-            finally:
-                sys.stdout = stdout
-        wall = time.perf_counter() - t0
-    result.update(wall_s=wall, import_s=import_s, peak_rss_mb=_vm_hwm_mb())
+        wall = time_quietly(main, argv)
+    result.update(wall_s=wall, import_s=import_s, peak_rss_mb=vm_hwm_mb())
     print(json.dumps(result))
 
 
@@ -167,14 +155,8 @@ def build_masks(seg: Path, out: Path) -> int:
     return tm.n_rois
 
 
-def _warm(path: Path) -> None:
-    with open(path, "rb") as handle:
-        while handle.read(64 * 2**20):
-            pass
-
-
 def _measure(kind: str, movie: Path, args: argparse.Namespace, save: Path | None = None) -> dict:
-    _warm(movie)
+    warm(movie)
     cmd = [sys.executable, __file__, "--child", kind, "--movie", str(movie), "--masks", str(args.masks),
            "--segmentation", str(args.segmentation), "--output", str(args.workdir / "traces.h5")]
     if args.chunk_frames:

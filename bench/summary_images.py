@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -30,17 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-from common import evict, warm
+from common import evict, time_quietly, vm_hwm_mb, warm
 
 
 # --------------------------------------------------------------------------------------------------- child process
-
-def _vm_hwm_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
 
 def _child(args: argparse.Namespace) -> None:
     t_import = time.perf_counter()
@@ -64,15 +56,8 @@ def _child(args: argparse.Namespace) -> None:
             argv += ["--chunk_frames", str(args.chunk_frames)]
         if args.denoise:
             argv += ["--denoise"]
-        t0 = time.perf_counter()
-        with open(os.devnull, "w") as devnull:
-            stdout, sys.stdout = sys.stdout, devnull
-            try:
-                main(argv)
-            finally:
-                sys.stdout = stdout
-        wall = time.perf_counter() - t0
-    print(json.dumps({"wall_s": wall, "import_s": import_s, "peak_rss_mb": _vm_hwm_mb()}))
+        wall = time_quietly(main, argv)
+    print(json.dumps({"wall_s": wall, "import_s": import_s, "peak_rss_mb": vm_hwm_mb()}))
 
 
 # --------------------------------------------------------------------------------------------------- parent process
