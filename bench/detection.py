@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""Detection quality of Cellpose models: precision, recall and F1 at IoU >= 0.5, per --anatomical_only mode.
+
+* Synthetic: fresh held-out planes (seeds SYNTH_EVAL_SEED0 + 100 + i: never trained on) at the demo noise level and
+  a higher one. By default each plane goes the pipeline's whole way: a movie from `synthetic.write_movie`, then the
+  real SUMMARY_IMAGES step (`summary_images.py --movie --output`), then the SEGMENT step's image preparation and
+  Cellpose; `--fast` uses the generator's direct training-image path instead (no movie).
+* Real: the validation split (bottom quarter, after a 24-px gap band) of the annotated development image
+  (`../shared/data/neurofinder-00xx-left` beside the repository, if present). Many bright cells there are not
+  annotated, so recall is the trustworthy figure; precision understates.
+
+Several models can be compared (`--models a b`), e.g. the bundled mixed-data model against a synthetic-only one
+trained with `bin/train_model.py --output bench/out/synthetic_only` (no --real_dir; kept out of git).
+
+    python bench/detection.py [--models assets/models/ophys_cp3 bench/out/synthetic_only] [--fast]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from ophys_extraction import segmentation, synthetic  # noqa: E402
+from ophys_extraction.metrics import DetectionScores, match_rois, pooled  # noqa: E402
+from ophys_extraction.training import (DEMO_NOISE_LEVEL, HIGH_NOISE_LEVEL, SYNTH_EVAL_SEED0,  # noqa: E402
+                                       load_for_eval, load_real_dir, mode_image)
+
+REAL_DIR = REPO.parent / "shared" / "data" / "neurofinder-00xx-left"
+DEFAULT_MODELS = [REPO / "assets" / "models" / segmentation.BUNDLED_MODEL, REPO / "bench" / "out" / "synthetic_only"]
+
+
+def synthetic_summaries(n_planes: int, size: int, noise: float, frames: int, fast: bool, tmp: Path):
+    """(summary images dict, ground-truth masks) of fresh held-out planes."""
+    for i in range(n_planes):
+        seed = SYNTH_EVAL_SEED0 + 100 + i
+        if fast:
+            mean, mx, masks = synthetic.make_training_image(seed, height=size, width=size, noise_level=noise,
+                                                            n_frames=frames)
+            images = {"meanImg": mean, "maxImg": mx, "max_mean_ratio": mode_image(mean, mx, 1),
+                      "meanImgE": mode_image(mean, mx, 3)}
+            yield images, masks
+            continue
+        from ophys_extraction.cli.summary_images import main as summary_main
+        spec = synthetic.SyntheticSpec(height=size, width=size, n_frames=frames, seed=seed, noise_level=noise)
+        movie, summary = tmp / f"plane{i}.h5", tmp / f"summary{i}.h5"
+        sim = synthetic.write_movie(movie, spec)
+        assert summary_main(["--movie", str(movie), "--output", str(summary),
+                             "--frame_rate", str(spec.frame_rate)]) == 0
+        with h5py.File(summary, "r") as f:
+            images = {name: f[name][()] for name in segmentation.SUMMARY_DATASETS}
+        movie.unlink()
+        yield images, sim.masks
+
+
+def score(model, image: np.ndarray, truth: np.ndarray, ignore: np.ndarray | None = None) -> DetectionScores:
+    params = segmentation.SegmentationParams()
+    result = segmentation.segment_image(image, np.zeros_like(image), model, params, final_positions=False)
+    return match_rois(truth, result.masks, ignore=ignore)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", type=Path, nargs="+", default=None,
+                        help="model files (default: the bundled model, and bench/out/synthetic_only if present)")
+    parser.add_argument("--modes", type=int, nargs="+", default=sorted(segmentation.IMAGE_MODES))
+    parser.add_argument("--n_planes", type=int, default=3)
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--frames", type=int, default=600)
+    parser.add_argument("--noise_levels", type=float, nargs="+", default=[DEMO_NOISE_LEVEL, HIGH_NOISE_LEVEL])
+    parser.add_argument("--real_dir", type=Path, default=REAL_DIR)
+    parser.add_argument("--fast", action="store_true", help="synthetic summary images without rendering movies")
+    parser.add_argument("--json", type=Path, default=None, help="also write the table as JSON")
+    args = parser.parse_args(argv)
+
+    import torch
+    torch.set_num_threads(2)
+    models = args.models or [m for m in DEFAULT_MODELS if m.is_file()]
+    loaded = {m.name: load_for_eval(m) for m in models}
+    rows: list[dict] = []
+    t0 = time.time()
+
+    with tempfile.TemporaryDirectory(prefix="bench_detection_") as tmp:
+        for noise in args.noise_levels:
+            per = {(name, mode): [] for name in loaded for mode in args.modes}
+            for images, truth in synthetic_summaries(args.n_planes, args.size, noise, args.frames, args.fast,
+                                                     Path(tmp)):
+                for mode in args.modes:
+                    image, _ = segmentation.prepare_image(images, mode)
+                    for name, model in loaded.items():
+                        per[name, mode].append(score(model, image, truth))
+            for (name, mode), scores in per.items():
+                rows.append({"model": name, "data": f"synthetic {args.n_planes}x{args.size}px"
+                             + (" (image path)" if args.fast else " (movie->summary)"),
+                             "noise": noise, "mode": mode, **pooled(scores).as_dict()})
+
+    if args.real_dir.is_dir():
+        real = load_real_dir(args.real_dir, 0.25, 24)
+        for mode in args.modes:
+            if mode not in real.images:
+                continue
+            image, truth, ignore = real.part("val", mode)
+            for name, model in loaded.items():
+                rows.append({"model": name, "data": f"real validation ({real.name})", "noise": float("nan"),
+                             "mode": mode, **score(model, image, truth, ignore).as_dict()})
+    else:
+        print(f"(no real data at {args.real_dir}: real validation rows skipped)")
+
+    header = f"{'model':18s} {'data':34s} {'noise':>5s} {'mode':>4s} {'precision':>9s} {'recall':>6s} " \
+             f"{'F1':>5s}  TP/true/pred"
+    print(f"detection at IoU >= 0.5 ({time.time() - t0:.0f} s)")
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        noise = "" if np.isnan(r["noise"]) else f"{r['noise']:g}"
+        print(f"{r['model']:18s} {r['data']:34s} {noise:>5s} {r['mode']:>4d} {r['precision']:9.3f} "
+              f"{r['recall']:6.3f} {r['f1']:5.3f}  {r['true_positives']}/{r['n_true']}/{r['n_pred']}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(rows, indent=2, default=float) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""SEGMENT step: summary.h5 -> segmentation.h5 (Cellpose 3 on one summary image; see docs/architecture.md)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from ophys_extraction import segmentation
+from ophys_extraction.errors import InputError
+from ophys_extraction.h5io import atomic_h5, write_array
+from ophys_extraction.segmentation import (DEFAULT_MODE, IMAGE_MODES, SegmentationParams, SegmentationResult,
+                                           required_datasets)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    modes = "; ".join(f"{k} {v[1]}" for k, v in IMAGE_MODES.items())
+    parser = argparse.ArgumentParser(
+        prog="segment.py", description=__doc__,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--summary", required=True, type=Path, help="summary.h5 of the plane (SUMMARY_IMAGES step)")
+    parser.add_argument("--output", required=True, type=Path, help="segmentation.h5 to write")
+    parser.add_argument("--pretrained_model", required=True,
+                        help="Cellpose 3 model: a built-in name (cyto3, cyto2, nuclei, ...; its weights must be in "
+                             "Cellpose's model folder, CELLPOSE_LOCAL_MODELS_PATH: nothing is downloaded) or the "
+                             "path of a model file, e.g. assets/models/ophys_cp3")
+    parser.add_argument("--anatomical_only", type=int, default=DEFAULT_MODE, choices=sorted(IMAGE_MODES),
+                        help=f"image to segment: {modes}")
+    parser.add_argument("--diameter", type=float, default=0.0,
+                        help="cell diameter in pixels; 0 = let Cellpose decide (size model of a built-in model, "
+                             "else the model's own training diameter)")
+    parser.add_argument("--cellprob_threshold", type=float, default=0.0)
+    parser.add_argument("--flow_threshold", type=float, default=1.5)
+    parser.add_argument("--spatial_hp_cp", type=float, default=0.0,
+                        help="if > 0: normalise the image to [0, 1] and subtract a Gaussian blur of sigma "
+                             "diameter * N")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                        help="auto = cuda if torch sees a GPU, else cpu")
+    return parser
+
+
+def read_summary(path: Path, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The named 2-D float images of summary.h5, validated (same shape, finite)."""
+    if not path.exists():
+        raise InputError(path, "file not found")
+    try:
+        handle = h5py.File(path, "r")
+    except OSError:
+        raise InputError(path, "cannot be read as an HDF5 file") from None
+    images: dict[str, np.ndarray] = {}
+    with handle:
+        for name in names:
+            dset = handle.get(name)
+            if not isinstance(dset, h5py.Dataset):
+                raise InputError(path, f"has no dataset '{name}' (a summary.h5 from summary_images.py has "
+                                       "meanImg, maxImg, max_mean_ratio, meanImgE)")
+            if dset.ndim != 2 or min(dset.shape) < 1:
+                raise InputError(path, f"dataset '{name}' has shape {dset.shape}; expected (height, width)")
+            if not (np.issubdtype(dset.dtype, np.integer) or np.issubdtype(dset.dtype, np.floating)):
+                raise InputError(path, f"dataset '{name}' has non-numeric dtype {dset.dtype}")
+            images[name] = np.asarray(dset[()], np.float32)
+    shapes = {img.shape for img in images.values()}
+    if len(shapes) > 1:
+        raise InputError(path, f"summary images differ in shape: {sorted(shapes)}")
+    for name, img in images.items():
+        if not np.isfinite(img).all():
+            raise InputError(path, f"dataset '{name}' contains NaN or infinite values")
+    return images
+
+
+def write_segmentation(path: Path, result: SegmentationResult, extra_attrs: dict[str, object]) -> None:
+    with atomic_h5(path) as out:
+        group = out.create_group("cellpose")
+        write_array(group, "masks", result.masks.astype(np.int32))
+        write_array(group, "flows_in_hsv", result.flows_in_hsv.astype(np.uint8))
+        write_array(group, "flows", result.flows.astype(np.float32))
+        write_array(group, "cellprob", result.cellprob.astype(np.float32))
+        write_array(group, "final_locations", result.final_locations.astype(np.float32))
+        write_array(group, "styles", result.styles.astype(np.float32))
+        write_array(out, "weights", result.weights.astype(np.float32))
+        write_array(out, "image", result.image.astype(np.float32))
+        for key, value in {**result.attrs, **extra_attrs}.items():
+            out.attrs[key] = _attr_value(value)
+
+
+def _attr_value(value: object) -> object:
+    """HDF5-storable attribute: numpy scalars as Python numbers, strings as UTF-8 str."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    return str(value) if isinstance(value, (str, Path)) else value
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    t0 = time.time()
+    params = SegmentationParams(anatomical_only=args.anatomical_only, diameter=args.diameter,
+                                cellprob_threshold=args.cellprob_threshold, flow_threshold=args.flow_threshold,
+                                spatial_hp_cp=args.spatial_hp_cp)
+    params.validate()
+    images = read_summary(args.summary, required_datasets(params.anatomical_only))
+
+    # Cellpose and torch are imported (inside these calls) only now: `--help` and input errors stay fast.
+    device = segmentation.resolve_device(args.device)
+    spec = segmentation.resolve_model(args.pretrained_model)
+    model = segmentation.load_model(spec, device)
+    result = segmentation.segment_summary(images, model, params)
+    write_segmentation(args.output, result, {"summary": str(args.summary), **segmentation.versions()})
+    print(f"segment: {result.n_rois} ROIs in {args.summary} ({IMAGE_MODES[params.anatomical_only][1]}, "
+          f"diameter {result.attrs['diameter_used']:.1f} px: {result.attrs['diameter_source']}, "
+          f"device {device}) in {time.time() - t0:.1f} s -> {args.output}", file=sys.stdout)
+    return 0

@@ -1,0 +1,261 @@
+"""SEGMENT step: the real Cellpose 3 with the bundled model on small synthetic planes, the segmentation.h5 format,
+model resolution errors, and the detection metrics.
+
+Cellpose runs are few and small (CPU): one 192 x 192 plane segmented twice (scores, format, determinism), and one
+96 x 96 plane per other --anatomical_only mode.
+"""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from ophys_extraction import segmentation
+from ophys_extraction.cli.segment import main as segment_main
+from ophys_extraction.errors import EXIT_BAD_INPUT, run_cli
+from ophys_extraction.metrics import iou_matrix, match_rois, pooled
+from ophys_extraction.segmentation import (IMAGE_MODES, SegmentationParams, mean_weights, prepare_image,
+                                           relabel_sequential, spatial_highpass)
+from ophys_extraction.summary import enhanced_mean_image, max_mean_ratio
+from ophys_extraction.synthetic import make_training_image
+from ophys_extraction.training import SYNTH_EVAL_SEED0
+
+from conftest import REPO
+
+MODEL = REPO / "assets" / "models" / segmentation.BUNDLED_MODEL
+# Measured with the bundled model on this plane: see the model's training log and bench/detection.py.
+MIN_F1 = 0.8
+
+
+def write_summary(path, seed, size):
+    """summary.h5 as the SUMMARY_IMAGES step writes it, from a synthetic plane's mean image and max projection."""
+    mean, mx, masks = make_training_image(seed, height=size, width=size)
+    with h5py.File(path, "w") as f:
+        f["meanImg"] = mean
+        f["maxImg"] = mx
+        f["max_mean_ratio"] = max_mean_ratio(mx, mean).astype(np.float32)
+        f["meanImgE"] = enhanced_mean_image(mean)
+    return masks
+
+
+def run(argv, capsys):
+    """(exit code, stderr lines) of the CLI, run in-process through run_cli like bin/segment.py."""
+    with pytest.raises(SystemExit) as exc:
+        run_cli(segment_main, [str(a) for a in argv])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    return exc.value.code, err
+
+
+@pytest.fixture(scope="module")
+def plane(tmp_path_factory):
+    assert MODEL.is_file(), f"bundled model missing: {MODEL}"
+    tmp = tmp_path_factory.mktemp("segment")
+    summary = tmp / "summary.h5"
+    truth = write_summary(summary, SYNTH_EVAL_SEED0 + 40, 192)
+    outputs = []
+    for name in ("a.h5", "b.h5"):
+        assert segment_main(["--summary", str(summary), "--output", str(tmp / name),
+                             "--pretrained_model", str(MODEL), "--device", "cpu"]) == 0
+        outputs.append(tmp / name)
+    return summary, truth, outputs
+
+
+def test_masks_match_ground_truth(plane):
+    _, truth, (out, _) = plane
+    with h5py.File(out, "r") as f:
+        masks = f["cellpose/masks"][()]
+    scores = match_rois(truth, masks)
+    assert scores.f1 >= MIN_F1, scores
+
+
+def test_segmentation_file_format(plane):
+    summary, _, (out, _) = plane
+    with h5py.File(summary, "r") as f:
+        mean = f["meanImg"][()]
+    h, w = mean.shape
+    expected = {"cellpose/masks": ((h, w), np.int32), "cellpose/flows_in_hsv": ((h, w, 3), np.uint8),
+                "cellpose/flows": ((2, h, w), np.float32), "cellpose/cellprob": ((h, w), np.float32),
+                "cellpose/final_locations": ((2, h, w), np.float32), "cellpose/styles": ((256,), np.float32),
+                "weights": ((h, w), np.float32), "image": ((h, w), np.float32)}
+    with h5py.File(out, "r") as f:
+        for name, (shape, dtype) in expected.items():
+            assert f[name].shape == shape, name
+            assert f[name].dtype == dtype, name
+        masks = f["cellpose/masks"][()]
+        n = masks.max()
+        assert n > 0
+        assert np.array_equal(np.unique(masks), np.arange(n + 1))          # 1..n without gaps
+        np.testing.assert_allclose(f["weights"][()], mean_weights(mean))
+        np.testing.assert_array_equal(f["image"][()], mean)                 # mode 2: the mean image itself
+        attrs = dict(f.attrs)
+        assert attrs["anatomical_only"] == 2 and attrs["n_rois"] == n
+        assert attrs["diameter"] == 0 and attrs["diameter_used"] > 0       # the model's own diameter
+        assert attrs["cellpose_version"].startswith("3.")
+        assert attrs["device"] == "cpu"
+        # Pixels at or below the threshold stay where they are; cell pixels move (towards their cell's centre).
+        loc, prob = f["cellpose/final_locations"][()], f["cellpose/cellprob"][()]
+        grid = np.stack(np.meshgrid(np.arange(h), np.arange(w), indexing="ij")).astype(np.float32)
+        still = prob <= attrs["cellprob_threshold"]
+        np.testing.assert_array_equal(loc[:, still], grid[:, still])
+        assert np.abs(loc - grid)[:, ~still].max() > 1
+
+
+def test_deterministic(plane):
+    _, _, (a, b) = plane
+    with h5py.File(a, "r") as fa, h5py.File(b, "r") as fb:
+        for name in ("cellpose/masks", "cellpose/flows", "cellpose/cellprob", "cellpose/final_locations",
+                     "cellpose/styles"):
+            np.testing.assert_array_equal(fa[name][()], fb[name][()], err_msg=name)
+
+
+@pytest.mark.parametrize("mode", [1, 3, 4])
+def test_other_image_modes_run(tmp_path, mode):
+    summary = tmp_path / "summary.h5"
+    write_summary(summary, SYNTH_EVAL_SEED0 + 41, 96)
+    out = tmp_path / "seg.h5"
+    extra = ["--spatial_hp_cp", "0.5", "--diameter", "10"] if mode == 1 else []
+    assert segment_main(["--summary", str(summary), "--output", str(out), "--pretrained_model", str(MODEL),
+                         "--anatomical_only", str(mode), "--device", "cpu", *extra]) == 0
+    with h5py.File(summary, "r") as s, h5py.File(out, "r") as f:
+        masks = f["cellpose/masks"][()]
+        assert masks.dtype == np.int32 and np.array_equal(np.unique(masks), np.arange(masks.max() + 1))
+        expected_image = s[IMAGE_MODES[mode][0]][()]
+        expected_weights = mean_weights(s["meanImg"][()]) if mode == 3 else s["maxImg"][()]
+        if mode == 1:
+            expected_image = spatial_highpass(expected_image, 10.0, 0.5)
+        np.testing.assert_allclose(f["image"][()], expected_image, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(f["weights"][()], expected_weights)
+        assert f.attrs["anatomical_only"] == mode
+
+
+# ------------------------------------------------------------------------------------------- bad models / input
+
+@pytest.fixture
+def summary_file(tmp_path):
+    path = tmp_path / "summary.h5"
+    rng = np.random.default_rng(0)
+    with h5py.File(path, "w") as f:
+        for name in segmentation.SUMMARY_DATASETS:
+            f[name] = rng.random((32, 32), dtype=np.float32)
+    return path
+
+
+def _bad_model_cases(tmp_path):
+    garbage = tmp_path / "garbage.bin"
+    garbage.write_bytes(b"not a model at all")
+    other = tmp_path / "other.pt"
+    torch.save({"weight": torch.zeros(3)}, other)
+    return {
+        "cyto9": "unknown Cellpose model name",
+        str(tmp_path / "missing" / "model"): "model file not found",
+        str(garbage): "cannot be loaded as a Cellpose model",
+        str(other): "cannot be loaded as a Cellpose model",
+        str(tmp_path): "cannot be loaded as a Cellpose model",
+    }
+
+
+def test_bad_models_fail_with_one_line(tmp_path, summary_file, capsys):
+    for model, message in _bad_model_cases(tmp_path).items():
+        out = tmp_path / "seg.h5"
+        code, err = run(["--summary", summary_file, "--output", out, "--pretrained_model", model], capsys)
+        assert code == EXIT_BAD_INPUT, model
+        assert len(err) == 1 and err[0].startswith("ERROR: ") and message in err[0], err
+        assert not out.exists()
+        assert not list(tmp_path.glob(".seg.h5*"))
+
+
+def test_builtin_without_weights_is_not_downloaded(tmp_path, summary_file, capsys, monkeypatch):
+    from cellpose import models
+    monkeypatch.setattr(models, "MODEL_DIR", tmp_path / "empty_model_dir")
+    monkeypatch.setattr(models, "MODEL_LIST_PATH", str(tmp_path / "empty_model_dir" / "gui_models.txt"))
+    out = tmp_path / "seg.h5"
+    code, err = run(["--summary", summary_file, "--output", out, "--pretrained_model", "cyto3"], capsys)
+    assert code == EXIT_BAD_INPUT
+    assert len(err) == 1 and "cannot be downloaded offline" in err[0] and "--pretrained_model" in err[0], err
+    assert not out.exists()
+
+
+def test_unknown_name_lists_valid_names(tmp_path, summary_file, capsys):
+    code, err = run(["--summary", summary_file, "--output", tmp_path / "o.h5", "--pretrained_model", "cyto4"],
+                    capsys)
+    assert code == EXIT_BAD_INPUT and "cyto3" in err[0] and "nuclei" in err[0]
+
+
+def test_bad_summary_and_parameters(tmp_path, summary_file, capsys):
+    no_ratio = tmp_path / "partial.h5"
+    with h5py.File(no_ratio, "w") as f:
+        f["meanImg"] = np.ones((8, 8), np.float32)
+        f["maxImg"] = np.ones((8, 8), np.float32)
+    cases = [
+        (["--summary", tmp_path / "nope.h5"], "file not found"),
+        (["--summary", no_ratio, "--anatomical_only", "1"], "max_mean_ratio"),
+        (["--summary", summary_file, "--diameter", "-3"], "--diameter"),
+    ]
+    for args, message in cases:
+        out = tmp_path / "seg.h5"
+        code, err = run([*args, "--output", out, "--pretrained_model", MODEL], capsys)
+        assert code == EXIT_BAD_INPUT and len(err) == 1 and message in err[0], err
+        assert not out.exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
+def test_cuda_requested_without_gpu(tmp_path, summary_file, capsys):
+    code, err = run(["--summary", summary_file, "--output", tmp_path / "o.h5", "--pretrained_model", MODEL,
+                     "--device", "cuda"], capsys)
+    assert code == EXIT_BAD_INPUT and "--device" in err[0]
+
+
+# ------------------------------------------------------------------------------------------- pure functions
+
+def test_prepare_image_modes():
+    rng = np.random.default_rng(1)
+    images = {name: rng.random((20, 30), dtype=np.float32) for name in segmentation.SUMMARY_DATASETS}
+    for mode, (name, _) in IMAGE_MODES.items():
+        image, weights = prepare_image(images, mode)
+        np.testing.assert_array_equal(image, images[name])
+        expected = mean_weights(images["meanImg"]) if mode in (2, 3) else images["maxImg"]
+        np.testing.assert_array_equal(weights, expected)
+    w = mean_weights(images["meanImg"])
+    assert 0.1 <= w.min() and w.max() <= 1.1
+
+
+def test_spatial_highpass_removes_the_background():
+    yy, xx = np.mgrid[0:64, 0:64]
+    image = (xx * 10.0 + 100).astype(np.float32)                    # a ramp: all low frequency
+    image[30:36, 30:36] += 400                                      # one cell
+    out = spatial_highpass(image, 10.0, 1.0)
+    assert out[33, 33] > 0.3 and abs(float(np.median(out))) < 0.05   # the cell stands out of a flat background
+    assert np.ptp(out[5:20, 8:56]) < 0.1 < np.ptp(image[5:20, 8:56]) / np.ptp(image)
+    assert SegmentationParams(spatial_hp_cp=1.0).spatial_hp_cp == 1.0
+
+
+def test_relabel_sequential():
+    masks = np.array([[0, 7, 7], [3, 0, 9], [3, 3, 0]])
+    out = relabel_sequential(masks)
+    assert out.dtype == np.int32
+    np.testing.assert_array_equal(out, [[0, 2, 2], [1, 0, 3], [1, 1, 0]])
+    assert relabel_sequential(np.zeros((4, 4), int)).max() == 0
+
+
+def test_match_rois():
+    truth = np.zeros((20, 20), int)
+    truth[2:6, 2:6], truth[10:14, 10:14], truth[15:19, 2:6] = 1, 2, 3
+    pred = np.zeros_like(truth)
+    pred[2:6, 2:6] = 5                    # exact
+    pred[10:14, 11:15] = 9                # IoU 12/20 = 0.6: a match
+    pred[15:19, 4:8] = 2                  # IoU 8/24 < 0.5: a miss and a false positive
+    pred[0:2, 15:17] = 4                  # false positive
+    s = match_rois(truth, pred)
+    assert (s.n_true, s.n_pred, s.true_positives) == (3, 4, 2)
+    assert s.precision == pytest.approx(0.5) and s.recall == pytest.approx(2 / 3)
+    assert s.f1 == pytest.approx(2 * 2 / 7)
+    assert iou_matrix(truth, pred).shape == (3, 4)
+    ignore = np.zeros(truth.shape, bool)
+    ignore[0:3, 14:18] = True             # the stray prediction lies where the truth is unknown
+    assert match_rois(truth, pred, ignore=ignore).n_pred == 3
+    empty = match_rois(np.zeros((5, 5), int), np.zeros((5, 5), int))
+    assert (empty.precision, empty.recall, empty.f1) == (1.0, 1.0, 1.0)
+    both = pooled([s, empty])
+    assert both.true_positives == 2 and both.n_pred == 4
