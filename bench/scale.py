@@ -25,7 +25,7 @@ import sys
 
 from common import REPO, evict, make_movie, measure, print_table, read_floor, step
 
-DEFAULT_MODEL = REPO / "assets" / "models" / "ophys_cp3_mixed"
+DEFAULT_MODEL = REPO / "assets" / "models" / "ophys_cp3"
 # What each step imports before it reads a frame (timed on its own and left out of the ratio to the floor).
 STARTUP = {"read": "h5py, ophys_extraction.movie",
            "summary": "ophys_extraction.cli.summary_images",

@@ -21,7 +21,7 @@ from pipeline_runner import NEXTFLOW, command, nextflow_env, run_pipeline, task_
 
 pytestmark = [pytest.mark.nextflow, pytest.mark.skipif(not NEXTFLOW.exists(), reason="run `make install` first")]
 
-MODEL = REPO / "assets" / "models" / "ophys_cp3_mixed"
+MODEL = REPO / "assets" / "models" / "ophys_cp3"
 TEST_PROFILE = ("-profile", "test")
 
 

@@ -25,7 +25,7 @@ def config(tmp_path: Path, profile: str, extra_config: str = "") -> str:
 
 @pytest.mark.parametrize("profile, expected", [
     ("standard", ["executor = 'local'", "/.venv/bin:$PATH"]),
-    ("test", ["demo_data", "assets/models/ophys_cp3_mixed"]),
+    ("test", ["demo_data", "assets/models/ophys_cp3"]),
     ("docker", ["enabled = true", "ophys-extraction-segmentation:0.1.0", "ophys-extraction-extraction:0.1.0"]),
     ("apptainer", ["autoMounts = true", "ophys-extraction-extraction:0.1.0"]),
     ("gpu", ["accelerator = 1"]),
