@@ -34,7 +34,8 @@ class Measurement:
 def measure(cmd: list[str | Path]) -> Measurement:
     """Run `cmd` to completion; wall seconds and the peak RSS of that child (os.wait4, so per process)."""
     start = time.perf_counter()
-    proc = subprocess.Popen([str(c) for c in cmd], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen([str(c) for c in cmd], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            cwd=Path(__file__).parent)
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
