@@ -94,6 +94,7 @@ def test_segmentation_file_format(plane):
         assert attrs["diameter"] == 0 and attrs["diameter_used"] > 0       # the model's own diameter
         assert attrs["cellpose_version"].startswith("3.")
         assert attrs["device"] == "cpu"
+        assert attrs["runtime_seconds"] > 0                                  # for the plane's summary row
         # Pixels at or below the threshold stay where they are; cell pixels move (towards their cell's centre).
         loc, prob = f["cellpose/final_locations"][()], f["cellpose/cellprob"][()]
         grid = np.stack(np.meshgrid(np.arange(h), np.arange(w), indexing="ij")).astype(np.float32)

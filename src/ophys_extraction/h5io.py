@@ -38,9 +38,10 @@ def atomic_h5(path: str | Path) -> Iterator[h5py.File]:
         tmp.unlink(missing_ok=True)
 
 
-def write_array(group: h5py.Group, name: str, data: np.ndarray) -> h5py.Dataset:
-    """Create a dataset, gzip-compressed (level 4, shuffled) when it is large enough for that to pay off."""
+def write_array(group: h5py.Group, name: str, data: np.ndarray, compress: bool = True) -> h5py.Dataset:
+    """Create a dataset, gzip-compressed (level 4, shuffled) when it is large enough for that to pay off and
+    `compress` is set."""
     data = np.asarray(data)
-    if data.nbytes >= COMPRESS_MIN_BYTES:
+    if compress and data.nbytes >= COMPRESS_MIN_BYTES:
         return group.create_dataset(name, data=data, compression="gzip", compression_opts=4, shuffle=True)
     return group.create_dataset(name, data=data)

@@ -112,7 +112,8 @@ def _nmi_row(f, fn, r_grid, nbins, clogc, joint, out):
 
     `clogc[c] = c log c`: the entropy of counts c over N samples is log N - sum(c log c) / N. The joint counts
     (`joint`: zeros, uint16 when frames < 65536 so all 100 x 100 stay in L1 cache, padded to a multiple of 4)
-    are filled, summed through the table in one linear pass and cleared. NaN (0/0 in skimage) when all samples
+    are filled, summed through the table (the residual's marginal from their row sums, not counted per sample)
+    and cleared. NaN (0/0 in skimage) when all samples
     fall in a single joint bin, i.e. both marginals have a single occupied bin.
     """
     n_t = f.size
@@ -138,17 +139,18 @@ def _nmi_row(f, fn, r_grid, nbins, clogc, joint, out):
         lo, hi = _residual(f, fn, r_grid[j], fc)
         _edges(lo, hi, nbins, edges)
         scale = nbins / (edges[nbins] - edges[0])
-        counts[:] = 0
         for t in range(n_t):
-            k = _bin_index(fc[t], edges, scale, nbins)
-            counts[k] += 1
-            joint[k * nbins + bn[t]] += 1
+            joint[_bin_index(fc[t], edges, scale, nbins) * nbins + bn[t]] += 1
+        # One pass over the joint counts gives the joint entropy sum and, from its row sums, the marginal's.
         s_c = 0.0
         occupied_c = 0
-        for k in range(nbins):
-            s_c += clogc[counts[k]]
-            occupied_c += counts[k] > 0
         s0 = 0.0; s1 = 0.0; s2 = 0.0; s3 = 0.0  # noqa: E702
+        for k in range(nbins):
+            row = 0
+            for c in range(k * nbins, (k + 1) * nbins):
+                row += joint[c]
+            s_c += clogc[row]
+            occupied_c += row > 0
         for c in range(0, n_cells, 4):
             s0 += clogc[joint[c]]; s1 += clogc[joint[c + 1]]  # noqa: E702
             s2 += clogc[joint[c + 2]]; s3 += clogc[joint[c + 3]]  # noqa: E702

@@ -96,7 +96,7 @@ def _attr_value(value: object) -> object:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    t0 = time.time()
+    t0 = time.perf_counter()
     params = SegmentationParams(anatomical_only=args.anatomical_only, diameter=args.diameter,
                                 cellprob_threshold=args.cellprob_threshold, flow_threshold=args.flow_threshold,
                                 spatial_hp_cp=args.spatial_hp_cp)
@@ -108,8 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     spec = segmentation.resolve_model(args.pretrained_model)
     model = segmentation.load_model(spec, device)
     result = segmentation.segment_summary(images, model, params)
-    write_segmentation(args.output, result, {"summary": str(args.summary), **segmentation.versions()})
+    runtime = time.perf_counter() - t0
+    write_segmentation(args.output, result, {"summary": str(args.summary), **segmentation.versions(),
+                                             "runtime_seconds": runtime})
     print(f"segment: {result.n_rois} ROIs in {args.summary} ({IMAGE_MODES[params.anatomical_only][1]}, "
           f"diameter {result.attrs['diameter_used']:.1f} px: {result.attrs['diameter_source']}, "
-          f"device {device}) in {time.time() - t0:.1f} s -> {args.output}", file=sys.stdout)
+          f"device {device}) in {runtime:.1f} s -> {args.output}", file=sys.stdout)
     return 0
