@@ -9,6 +9,10 @@
   (`../shared/data/neurofinder-00xx-left` beside the repository, if present). Many bright cells there are not
   annotated, so recall is the trustworthy figure; precision understates.
 
+A second table breaks recall down by how visible each ground-truth ROI is in the mean image: its contrast, the
+ROI's mean over the mean of a ring 1-4 px around it, minus 1 (measured on the noise-free mean image for synthetic
+planes, on the mean image itself for the real one). It shows which cells a model misses: the dim ones, or not.
+
 Several models can be compared (`--models a b`), e.g. the bundled mixed-data model against a synthetic-only one
 trained with `bin/train_model.py --output bench/out/synthetic_only` (no --real_dir; kept out of git).
 
@@ -31,7 +35,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from ophys_extraction import segmentation, synthetic  # noqa: E402
-from ophys_extraction.metrics import DetectionScores, match_rois, pooled  # noqa: E402
+from ophys_extraction.metrics import (DetectionScores, found_rois, match_rois, mean_image_contrast,  # noqa: E402
+                                     pooled)
 from ophys_extraction.training import (DEMO_NOISE_LEVEL, HIGH_NOISE_LEVEL, SYNTH_EVAL_SEED0,  # noqa: E402
                                        load_for_eval, load_real_dir, mode_image)
 
@@ -39,16 +44,22 @@ REAL_DIR = REPO.parent / "shared" / "data" / "neurofinder-00xx-left"
 DEFAULT_MODELS = [REPO / "assets" / "models" / segmentation.BUNDLED_MODEL, REPO / "bench" / "out" / "synthetic_only"]
 
 
+CONTRAST_BINS = [(-np.inf, 0.0), (0.0, 0.1), (0.1, 0.2), (0.2, 0.4), (0.4, np.inf)]
+
+
 def synthetic_summaries(n_planes: int, size: int, noise: float, frames: int, fast: bool, tmp: Path):
-    """(summary images dict, ground-truth masks) of fresh held-out planes."""
+    """(summary images dict, ground-truth masks, contrast per ground-truth ROI) of fresh held-out planes."""
     for i in range(n_planes):
         seed = SYNTH_EVAL_SEED0 + 100 + i
+        clean_mean, _, clean_masks = synthetic.make_training_image(seed, height=size, width=size, noise_level=0.0,
+                                                                   n_frames=frames)
+        contrast = mean_image_contrast(clean_mean, clean_masks)
         if fast:
             mean, mx, masks = synthetic.make_training_image(seed, height=size, width=size, noise_level=noise,
                                                             n_frames=frames)
             images = {"meanImg": mean, "maxImg": mx, "max_mean_ratio": mode_image(mean, mx, 1),
                       "meanImgE": mode_image(mean, mx, 3)}
-            yield images, masks
+            yield images, masks, contrast
             continue
         from ophys_extraction.cli.summary_images import main as summary_main
         spec = synthetic.SyntheticSpec(height=size, width=size, n_frames=frames, seed=seed, noise_level=noise)
@@ -59,13 +70,23 @@ def synthetic_summaries(n_planes: int, size: int, noise: float, frames: int, fas
         with h5py.File(summary, "r") as f:
             images = {name: f[name][()] for name in segmentation.SUMMARY_DATASETS}
         movie.unlink()
-        yield images, sim.masks
+        yield images, sim.masks, contrast
 
 
-def score(model, image: np.ndarray, truth: np.ndarray, ignore: np.ndarray | None = None) -> DetectionScores:
+def score(model, image: np.ndarray, truth: np.ndarray,
+          ignore: np.ndarray | None = None) -> tuple[DetectionScores, np.ndarray]:
+    """(scores, found flag per ground-truth ROI) of the pipeline's default SEGMENT settings."""
     params = segmentation.SegmentationParams()
     result = segmentation.segment_image(image, np.zeros_like(image), model, params, final_positions=False)
-    return match_rois(truth, result.masks, ignore=ignore)
+    return match_rois(truth, result.masks, ignore=ignore), found_rois(truth, result.masks, ignore=ignore)
+
+
+def contrast_row(contrast: np.ndarray, found: np.ndarray) -> list[str]:
+    cells = []
+    for lo, hi in CONTRAST_BINS:
+        sel = (contrast >= lo) & (contrast < hi)
+        cells.append(f"{found[sel].mean():.2f} ({sel.sum()})" if sel.any() else "- (0)")
+    return cells
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,21 +108,28 @@ def main(argv: list[str] | None = None) -> int:
     models = args.models or [m for m in DEFAULT_MODELS if m.is_file()]
     loaded = {m.name: load_for_eval(m) for m in models}
     rows: list[dict] = []
+    by_contrast: list[tuple[str, str, str, int, list[str]]] = []
     t0 = time.time()
 
     with tempfile.TemporaryDirectory(prefix="bench_detection_") as tmp:
         for noise in args.noise_levels:
             per = {(name, mode): [] for name in loaded for mode in args.modes}
-            for images, truth in synthetic_summaries(args.n_planes, args.size, noise, args.frames, args.fast,
-                                                     Path(tmp)):
+            found = {(name, mode): [] for name in loaded for mode in args.modes}
+            contrasts = []
+            for images, truth, contrast in synthetic_summaries(args.n_planes, args.size, noise, args.frames,
+                                                               args.fast, Path(tmp)):
+                contrasts.append(contrast)
                 for mode in args.modes:
                     image, _ = segmentation.prepare_image(images, mode)
                     for name, model in loaded.items():
-                        per[name, mode].append(score(model, image, truth))
+                        scores, hits = score(model, image, truth)
+                        per[name, mode].append(scores)
+                        found[name, mode].append(hits)
+            data = f"synthetic {args.n_planes}x{args.size}px" + (" (image path)" if args.fast else " (movie->summary)")
             for (name, mode), scores in per.items():
-                rows.append({"model": name, "data": f"synthetic {args.n_planes}x{args.size}px"
-                             + (" (image path)" if args.fast else " (movie->summary)"),
-                             "noise": noise, "mode": mode, **pooled(scores).as_dict()})
+                rows.append({"model": name, "data": data, "noise": noise, "mode": mode, **pooled(scores).as_dict()})
+                by_contrast.append((name, data, f"{noise:g}", mode,
+                                    contrast_row(np.concatenate(contrasts), np.concatenate(found[name, mode]))))
 
     if args.real_dir.is_dir():
         real = load_real_dir(args.real_dir, 0.25, 24)
@@ -109,9 +137,12 @@ def main(argv: list[str] | None = None) -> int:
             if mode not in real.images:
                 continue
             image, truth, ignore = real.part("val", mode)
+            contrast = mean_image_contrast(real.part("val", 2)[0], truth)
             for name, model in loaded.items():
-                rows.append({"model": name, "data": f"real validation ({real.name})", "noise": float("nan"),
-                             "mode": mode, **score(model, image, truth, ignore).as_dict()})
+                scores, hits = score(model, image, truth, ignore)
+                data = f"real validation ({real.name})"
+                rows.append({"model": name, "data": data, "noise": float("nan"), "mode": mode, **scores.as_dict()})
+                by_contrast.append((name, data, "", mode, contrast_row(contrast, hits)))
     else:
         print(f"(no real data at {args.real_dir}: real validation rows skipped)")
 
@@ -124,6 +155,13 @@ def main(argv: list[str] | None = None) -> int:
         noise = "" if np.isnan(r["noise"]) else f"{r['noise']:g}"
         print(f"{r['model']:18s} {r['data']:34s} {noise:>5s} {r['mode']:>4d} {r['precision']:9.3f} "
               f"{r['recall']:6.3f} {r['f1']:5.3f}  {r['true_positives']}/{r['n_true']}/{r['n_pred']}")
+    bins = [f"[{lo:g}, {hi:g})".replace("-inf", "-").replace("inf", "") for lo, hi in CONTRAST_BINS]
+    print("\nrecall (number of ground-truth ROIs) by the ROI's mean-image contrast")
+    header = f"{'model':18s} {'data':34s} {'noise':>5s} {'mode':>4s} " + " ".join(f"{b:>11s}" for b in bins)
+    print(header)
+    print("-" * len(header))
+    for name, data, noise, mode, cells in by_contrast:
+        print(f"{name:18s} {data:34s} {noise:>5s} {mode:>4d} " + " ".join(f"{c:>11s}" for c in cells))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(rows, indent=2, default=float) + "\n")

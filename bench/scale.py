@@ -9,8 +9,11 @@ on a fresh node reading a movie far larger than memory). Each step's wall time i
 and imports (reported on their own as "startup"); the ratio to the floor excludes them.
 
     .venv/bin/python bench/scale.py [--frames 2500 10000 40000] [--tmpdir /tmp] [--model assets/models/...]
+                                    [--movies DIR]
 
-A 40,000-frame movie is 21 GB; each is deleted after its row. Expect ~30 min for the default sizes.
+A 40,000-frame movie is 21 GB and takes ~15 min to generate; each is deleted after its row unless `--movies DIR`
+keeps them (DIR/movie_<frames>.h5, generated if missing, reused by the next run). Expect ~30 min for the default
+sizes when the movies must be generated.
 """
 
 from __future__ import annotations
@@ -31,11 +34,13 @@ STARTUP = {"read": "h5py, ophys_extraction.movie",
            "extract": "ophys_extraction.cli.extract, suite2p"}
 
 
-def bench_size(frames: int, workdir: Path, model: Path) -> list[list[object]]:
-    movie = workdir / "plane" / "movie.h5"
-    # Generated in a child: forked steps would otherwise count the parent's simulation in their peak RSS.
-    generated = measure([sys.executable, "-c", f"from common import make_movie; make_movie(__import__('pathlib')"
-                         f".Path({str(movie)!r}), {frames})"]).seconds
+def bench_size(frames: int, workdir: Path, model: Path, movies: Path | None) -> list[list[object]]:
+    movie = (movies / f"movie_{frames}.h5") if movies else workdir / "plane" / "movie.h5"
+    generated = 0.0
+    if not movie.is_file():
+        # Generated in a child: forked steps would otherwise count the parent's simulation in their peak RSS.
+        generated = measure([sys.executable, "-c", f"from common import make_movie; make_movie(__import__("
+                             f"'pathlib').Path({str(movie)!r}), {frames})"]).seconds
     gb = movie.stat().st_size / 1e9
     evict(movie)
     floor = read_floor(movie)
@@ -60,7 +65,8 @@ def bench_size(frames: int, workdir: Path, model: Path) -> list[list[object]]:
             [frames, "", "EXTRACT", extract.seconds, startup["extract"], ratio(extract.seconds, "extract"),
              extract.peak_rss_mb],
             [frames, "", "MERGE", merge.seconds, "-", "-", merge.peak_rss_mb]]
-    print(f"  {frames} frames: generated in {generated:.0f} s", flush=True)
+    print(f"  {frames} frames: " + (f"generated in {generated:.0f} s" if generated else f"reused {movie}"),
+          flush=True)
     return rows
 
 
@@ -69,13 +75,26 @@ def main() -> None:
     parser.add_argument("--frames", type=int, nargs="+", default=[2500, 10000, 40000])
     parser.add_argument("--tmpdir", type=Path, default=Path(tempfile.gettempdir()))
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    parser.add_argument("--movies", type=Path, default=None,
+                        help="keep the generated movies in this folder and reuse them (default: delete them)")
+    parser.add_argument("--generate_only", action="store_true", help="with --movies: only generate the movies")
     args = parser.parse_args()
+    if args.movies:
+        args.movies.mkdir(parents=True, exist_ok=True)
+    if args.generate_only:
+        if not args.movies:
+            parser.error("--generate_only needs --movies")
+        for frames in args.frames:
+            path = args.movies / f"movie_{frames}.h5"
+            if not path.is_file():
+                make_movie(path, frames)
+        return
     rows: list[list[object]] = []
     peaks: dict[int, dict[str, float]] = {}
     for frames in args.frames:
         workdir = Path(tempfile.mkdtemp(prefix=f"scale{frames}_", dir=args.tmpdir))
         try:
-            size_rows = bench_size(frames, workdir, args.model)
+            size_rows = bench_size(frames, workdir, args.model, args.movies)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         rows += size_rows

@@ -15,7 +15,8 @@ import torch
 from ophys_extraction import segmentation
 from ophys_extraction.cli.segment import main as segment_main
 from ophys_extraction.errors import EXIT_BAD_INPUT, run_cli
-from ophys_extraction.metrics import iou_matrix, match_rois, pooled
+from ophys_extraction.metrics import (found_rois, iou_matrix, match_rois, mean_image_contrast, pooled,
+                                     radial_profile)
 from ophys_extraction.segmentation import (IMAGE_MODES, SegmentationParams, mean_weights, prepare_image,
                                            relabel_sequential, spatial_highpass)
 from ophys_extraction.summary import enhanced_mean_image, max_mean_ratio
@@ -260,3 +261,25 @@ def test_match_rois():
     assert (empty.precision, empty.recall, empty.f1) == (1.0, 1.0, 1.0)
     both = pooled([s, empty])
     assert both.true_positives == 2 and both.n_pred == 4
+    np.testing.assert_array_equal(found_rois(truth, pred), [True, True, False])
+
+
+def test_mean_image_contrast():
+    labels = np.zeros((30, 30), int)
+    labels[5:10, 5:10], labels[20:25, 20:25], labels[5:10, 20:25] = 1, 2, 3
+    img = np.full(labels.shape, 100.0)
+    img[labels == 1] = 150                # 50 % brighter than its surroundings
+    img[labels == 2] = 80                 # darker
+    contrast = mean_image_contrast(img, labels)
+    np.testing.assert_allclose(contrast, [0.5, -0.2, 0.0])
+
+
+def test_radial_profile_tells_rings_from_blobs():
+    yy, xx = np.mgrid[0:40, 0:40]
+    r = np.hypot(yy - 20, xx - 20)
+    labels = (r <= 6).astype(int)
+    ring = np.where(r <= 3, 80.0, np.where(r <= 7, 120.0, 100.0))     # dark nucleus, bright rim
+    blob = np.where(r <= 6, 150.0, 100.0)
+    ring_profile = radial_profile(ring, labels, range(-4, 3))
+    assert ring_profile[0] < 1 < ring_profile[4]                        # centre darker, rim brighter
+    np.testing.assert_allclose(radial_profile(blob, labels, range(-4, 3)), [1.5] * 5 + [1.0] * 2)

@@ -65,25 +65,91 @@ def match_rois(true_labels: np.ndarray, pred_labels: np.ndarray, iou_threshold: 
     `ignore` (bool image, optional): where the ground truth is unknown (e.g. ROIs cut by the edge of a validation
     crop, left out of `true_labels`); predicted ROIs with at least half their pixels there are not scored.
     """
-    pred_labels = np.asarray(pred_labels)
-    if ignore is not None and np.any(ignore):
-        pred = _compact(pred_labels)
-        area = np.bincount(pred.ravel())
-        inside = np.bincount(pred[ignore], minlength=len(area))
-        drop = np.flatnonzero(inside >= 0.5 * np.maximum(area, 1))
-        pred_labels = np.where(np.isin(pred, drop[drop > 0]), 0, pred)
-    iou = iou_matrix(true_labels, pred_labels)
+    iou = iou_matrix(true_labels, _drop_ignored(pred_labels, ignore))
     n_true, n_pred = iou.shape
-    tp = 0
-    if n_true and n_pred:
-        good = iou >= iou_threshold
-        if good.any():
-            rows, cols = linear_sum_assignment(-good.astype(float) - 1e-3 * iou)
-            tp = int(good[rows, cols].sum())
+    tp = int(_matched(iou, iou_threshold).sum())
     precision = tp / n_pred if n_pred else (1.0 if n_true == 0 else 0.0)
     recall = tp / n_true if n_true else 1.0
     f1 = 2 * tp / (n_true + n_pred) if (n_true + n_pred) else 1.0
     return DetectionScores(n_true, n_pred, tp, float(precision), float(recall), float(f1), iou_threshold)
+
+
+def _drop_ignored(pred_labels: np.ndarray, ignore: np.ndarray | None) -> np.ndarray:
+    """Predicted ROIs with at least half their pixels in `ignore` set to background."""
+    pred_labels = np.asarray(pred_labels)
+    if ignore is None or not np.any(ignore):
+        return pred_labels
+    pred = _compact(pred_labels)
+    area = np.bincount(pred.ravel())
+    inside = np.bincount(pred[ignore], minlength=len(area))
+    drop = np.flatnonzero(inside >= 0.5 * np.maximum(area, 1))
+    return np.where(np.isin(pred, drop[drop > 0]), 0, pred)
+
+
+def _matched(iou: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """Per ground-truth ROI (rows of `iou`): matched one-to-one to a prediction with IoU >= the threshold, in the
+    assignment that maximises the number of such pairs."""
+    found = np.zeros(iou.shape[0], bool)
+    good = iou >= iou_threshold
+    if good.any():
+        rows, cols = linear_sum_assignment(-good.astype(float) - 1e-3 * iou)
+        found[rows[good[rows, cols]]] = True
+    return found
+
+
+def found_rois(true_labels: np.ndarray, pred_labels: np.ndarray, iou_threshold: float = IOU_THRESHOLD,
+               ignore: np.ndarray | None = None) -> np.ndarray:
+    """Bool per ground-truth ROI, in increasing label order: is it one of `match_rois`'s true positives?"""
+    return _matched(iou_matrix(true_labels, _drop_ignored(pred_labels, ignore)), iou_threshold)
+
+
+def mean_image_contrast(mean_img: np.ndarray, labels: np.ndarray, inner: int = 1, outer: int = 4) -> np.ndarray:
+    """Per ROI (increasing label order): mean of the image inside the ROI over the mean of a ring `inner`..`outer`
+    px outside it (ROI pixels of any ROI excluded), minus 1. How visible a soma is in a mean image: 0 = as bright as
+    its surroundings; NaN when the ring is empty."""
+    from scipy import ndimage
+    labels = _compact(labels)
+    out = np.full(int(labels.max()), np.nan)
+    for k, box in enumerate(ndimage.find_objects(labels), start=1):
+        if box is None:
+            continue
+        box = tuple(slice(max(s.start - outer, 0), s.stop + outer) for s in box)
+        roi = labels[box] == k
+        ring = (ndimage.binary_dilation(roi, iterations=outer) & ~ndimage.binary_dilation(roi, iterations=inner)
+                & (labels[box] == 0))
+        if ring.any():
+            out[k - 1] = float(mean_img[box][roi].mean() / mean_img[box][ring].mean() - 1)
+    return out
+
+
+def radial_profile(mean_img: np.ndarray, labels: np.ndarray, distances: range = range(-4, 8),
+                   reference: tuple[int, int] = (5, 9)) -> np.ndarray:
+    """Median over ROIs of the image's mean at each signed distance from the ROI's outline (px; <= 0 inside,
+    > 0 outside, other ROIs' pixels excluded), relative to its mean `reference` px outside. How cells look in a
+    mean image on average: filled blobs (> 1 inside) or rings (dark centre, bright rim). NaN where no ROI has
+    pixels at that distance."""
+    from scipy import ndimage
+    labels = _compact(labels)
+    margin = max(max(distances), reference[1]) + 1
+    rows = []
+    for k, box in enumerate(ndimage.find_objects(labels), start=1):
+        if box is None:
+            continue
+        box = tuple(slice(max(s.start - margin, 0), s.stop + margin) for s in box)
+        roi = labels[box] == k
+        signed = np.where(roi, 1 - ndimage.distance_transform_edt(roi), ndimage.distance_transform_edt(~roi))
+        signed = np.round(signed)
+        usable = (labels[box] == 0) | roi
+        ref = mean_img[box][(signed >= reference[0]) & (signed <= reference[1]) & usable]
+        if ref.size < 10:
+            continue
+        row = [mean_img[box][(signed == d) & usable].mean() / ref.mean() if ((signed == d) & usable).any()
+               else np.nan for d in distances]
+        rows.append(row)
+    if not rows:
+        return np.full(len(distances), np.nan)
+    table = np.array(rows)
+    return np.array([np.median(col[~np.isnan(col)]) if (~np.isnan(col)).any() else np.nan for col in table.T])
 
 
 def pooled(scores: list[DetectionScores]) -> DetectionScores:

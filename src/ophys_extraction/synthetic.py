@@ -52,7 +52,7 @@ class SyntheticSpec:
     cell_density: float = 14.0          # Neurofinder 00.xx has ~15 annotated cells per 10^4 px
     cell_diameter_mean: float = 10.0    # px; real somata at ~1 um/px are 8-18 px
     cell_diameter_sd: float = 2.0
-    nucleus_fraction: float = 0.75      # fraction of cells with a dimmer (excluded) nucleus
+    nucleus_fraction: float = 0.75      # fraction of cells with a dark (excluded) nucleus: ring-shaped
     hole_density: float = 14.0          # non-expressing somata: dark holes in the neuropil, not ground truth
     out_of_focus_density: float = 2.0   # large blurred somata, not ground truth
     dendrite_density: float = 10.0      # active dendrite segments, not ground truth
@@ -303,12 +303,12 @@ def _cell_pattern(rng: np.random.Generator, shape: dict[str, Any], yy: np.ndarra
     """Fluorescence pattern of a soma: the body, a dimmer nucleus when excluded, mild granularity."""
     pattern = body.copy()
     if nucleus:
-        frac = rng.uniform(0.5, 0.75)
+        frac = rng.uniform(0.6, 0.85)
         nuc = dict(shape, a=shape["a"] * frac, b=shape["b"] * frac, radius=shape["radius"] * frac,
                    cy=shape["cy"] + rng.normal(0, 0.1) * shape["radius"],
                    cx=shape["cx"] + rng.normal(0, 0.1) * shape["radius"])
         inner = 1 / (1 + np.exp((_ellipse_radius(yy, xx, nuc) - 1) * nuc["radius"] / 0.8))
-        pattern *= 1 - rng.uniform(0.5, 0.85) * inner
+        pattern *= 1 - rng.uniform(0.8, 1.0) * inner
     return pattern * (1 + 0.1 * rng.standard_normal(body.shape)).clip(0.7, 1.3)
 
 
@@ -383,8 +383,10 @@ def _build_scene(spec: SyntheticSpec) -> tuple[np.ndarray, sparse.csr_matrix, np
         "centers": np.array([(s["cy"], s["cx"]) for s, *_ in kept], np.float32).reshape(-1, 2),
         "diameters": np.array([2 * s["radius"] for s, *_ in kept], np.float32),
         "nucleus_excluded": nucleus,
-        # Nucleus-filled cells are the brightest in real data; a few cells are about as dim as the neuropil.
-        "baseline_rel": rng.lognormal(np.where(nucleus, np.log(0.7), np.log(1.6)), 0.55).astype(np.float32),
+        # Nucleus-filled cells are the brightest in real data. Most cells are rings: a nucleus darker than the
+        # neuropil around them and a faint rim. Levels set so the median radial profile around the ROIs
+        # (bench/realism.py) follows the annotated Neurofinder image's: centre ~0.85, rim ~1.07 x the surroundings.
+        "baseline_rel": rng.lognormal(np.where(nucleus, np.log(0.4), np.log(1.6)), 0.5).astype(np.float32),
     }
     kinds = ["cell"] * len(kept)
     h, w = frame
