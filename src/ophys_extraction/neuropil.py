@@ -161,15 +161,28 @@ def _nmi_row(f, fn, r_grid, nbins, clogc, joint, out):
             out[j] = (h_n + log_n - s_c / n_t) / (log_n - (s0 + s1 + s2 + s3) / n_t)
 
 
+@_njit(nogil=True, error_model="numpy")
+def _row_float64(row, out):
+    """out = row as float64 with NaN set to 0 (exact: float32 -> float64 does not round)."""
+    for t in range(row.size):
+        v = np.float64(row[t])
+        out[t] = 0.0 if np.isnan(v) else v
+
+
 @_njit(nogil=True, error_model="numpy", parallel=True)
 def _nmi_table(F, Fneu, r_grid, nbins, clogc, count_type):
     """Approximate NMI(F - r * Fneu, Fneu) for every ROI (rows, in parallel) and r (columns); see _nmi_row.
-    `count_type` (an empty array) gives the dtype of the joint counts."""
-    n_rois = F.shape[0]
+    `count_type` (an empty array) gives the dtype of the joint counts. Rows are converted to float64 one at a time
+    (per thread), so memory does not hold float64 copies of the whole F and Fneu."""
+    n_rois, n_t = F.shape
     out = np.empty((n_rois, r_grid.size))
     for i in numba.prange(n_rois):
         joint = np.zeros(nbins * nbins + 4, count_type.dtype)
-        _nmi_row(F[i], Fneu[i], r_grid, nbins, clogc, joint, out[i])
+        f = np.empty(n_t)
+        fn = np.empty(n_t)
+        _row_float64(F[i], f)
+        _row_float64(Fneu[i], fn)
+        _nmi_row(f, fn, r_grid, nbins, clogc, joint, out[i])
     return out
 
 
@@ -185,7 +198,7 @@ def _clean(traces: np.ndarray) -> np.ndarray:
     """float64 copy with NaNs set to 0 (exact: float32 -> float64 does not round)."""
     out = np.array(traces, dtype=np.float64, copy=True)
     out[np.isnan(out)] = 0
-    return np.atleast_2d(out) if out.ndim == 1 else out
+    return out
 
 
 def exact_nmi(f: np.ndarray, fneu: np.ndarray, r: float, bins: int = NMI_BINS) -> float:
@@ -201,8 +214,11 @@ def mutual_info_r(F: np.ndarray, Fneu: np.ndarray, r_grid: np.ndarray = R_GRID, 
     F, Fneu: (n_rois, frames). Returns float64 (n_rois,); with return_stats also a dict with the number of ROIs
     whose minimum needed skimage's exact scores to break a near-tie.
     """
-    F = _clean(F)
-    Fneu = _clean(Fneu)
+    F = np.atleast_2d(np.asarray(F))
+    Fneu = np.atleast_2d(np.asarray(Fneu))
+    if F.dtype != Fneu.dtype or F.dtype not in (np.float32, np.float64):
+        F, Fneu = F.astype(np.float64), Fneu.astype(np.float64)
+    F, Fneu = np.ascontiguousarray(F), np.ascontiguousarray(Fneu)
     if F.shape != Fneu.shape:
         raise ValueError(f"F {F.shape} and Fneu {Fneu.shape} differ in shape")
     n_rois, n_t = F.shape
@@ -220,7 +236,8 @@ def mutual_info_r(F: np.ndarray, Fneu: np.ndarray, r_grid: np.ndarray = R_GRID, 
                 continue
             cand = np.flatnonzero(row <= row.min() + TIE_TOL)
             if cand.size > 1:
-                exact = [exact_nmi(F[i], Fneu[i], r_grid[j], bins) for j in cand]
+                f, fn = _clean(F[i]), _clean(Fneu[i])
+                exact = [exact_nmi(f, fn, r_grid[j], bins) for j in cand]
                 stats["exact_rescored_rois"] += 1
                 stats["exact_scores"] += len(cand)
                 result[i] = r_grid[cand[int(np.argmin(exact))]]
