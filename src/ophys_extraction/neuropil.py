@@ -262,11 +262,17 @@ def suite2p_neuropil_coefficient() -> float:
     return float(default_settings()["extraction"]["neuropil_coefficient"])
 
 
-def correct(F: np.ndarray, Fneu: np.ndarray, r: np.ndarray) -> np.ndarray:
-    """corrected = F - r * Fneu, computed in float64 and returned as float32 (n_rois, frames)."""
+def correct(F: np.ndarray, Fneu: np.ndarray, r: np.ndarray, block_rows: int = 64) -> np.ndarray:
+    """corrected = F - r * Fneu, computed in float64 and returned as float32 (n_rois, frames); in blocks of rows so
+    the float64 temporaries stay small however long the traces."""
     F = np.asarray(F)
+    Fneu = np.asarray(Fneu)
     r = np.asarray(r, dtype=np.float64).reshape(-1, 1)
-    return (F - r * np.asarray(Fneu)).astype(np.float32) if F.size else np.zeros(F.shape, np.float32)
+    out = np.zeros(F.shape, np.float32)
+    for i in range(0, F.shape[0], block_rows):
+        rows = slice(i, i + block_rows)
+        out[rows] = F[rows] - r[rows] * Fneu[rows]
+    return out
 
 
 def neuropil_correction(F: np.ndarray, Fneu: np.ndarray, use_suite2p: bool = False,
