@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,19 +30,23 @@ with open_movie(sys.argv[1]) as (dset, info):
 class Measurement:
     seconds: float
     peak_rss_mb: float
+    stdout: str = ""
 
 
 def measure(cmd: list[str | Path]) -> Measurement:
-    """Run `cmd` to completion; wall seconds and the peak RSS of that child (os.wait4, so per process)."""
-    start = time.perf_counter()
-    proc = subprocess.Popen([str(c) for c in cmd], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            cwd=Path(__file__).parent)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{cmd[1] if len(cmd) > 1 else cmd[0]} failed: {proc.stderr.read().decode()[-2000:]}")
-    proc.stderr.close()
-    return Measurement(seconds, usage.ru_maxrss / 1024)
+    """Run `cmd` to completion; wall seconds, the peak RSS of that child (os.wait4, so per process) and its stdout
+    (steps print one summary line; stdout and stderr go to files, so a chatty child cannot block on a pipe)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen([str(c) for c in cmd], stdout=out, stderr=err, cwd=Path(__file__).parent)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{cmd[1] if len(cmd) > 1 else cmd[0]} failed: {err.read().decode()[-2000:]}")
+        return Measurement(seconds, usage.ru_maxrss / 1024, out.read().decode(errors="replace"))
 
 
 def evict(path: Path) -> None:

@@ -300,8 +300,18 @@ def test_replacement_rule():
     raw = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 1.5, 1.0])                # 5 below 1 -> their mean
     np.testing.assert_allclose(npl.replace_high_r(raw), [0.1, 0.2, 0.3, 0.4, 0.5, 0.3, 0.3])
     assert npl.replace_high_r(np.zeros(0)).shape == (0,)
-    out = npl.neuropil_correction(np.ones((2, 5), np.float32), np.ones((2, 5), np.float32))
-    assert out["corrected"].dtype == np.float32 and out["raw_r"].shape == (2,)
+    r, raw_r = npl.coefficients(np.ones((2, 5), np.float32), np.ones((2, 5), np.float32))
+    assert r.shape == raw_r.shape == (2,)
+
+
+def test_corrected_blocks_equal_the_whole_computation():
+    rng = np.random.default_rng(0)
+    F, Fneu = rng.normal(100, 5, (10, 50)).astype(np.float32), rng.normal(50, 5, (10, 50)).astype(np.float32)
+    r = rng.uniform(0, 1, 10)
+    blocks = list(npl.iter_corrected(F, Fneu, r, block_rows=3))
+    assert [b[0] for b in blocks] == [slice(0, 3), slice(3, 6), slice(6, 9), slice(9, 10)]
+    whole = (F - r[:, None] * Fneu.astype(np.float64)).astype(np.float32)
+    np.testing.assert_array_equal(np.concatenate([b[1] for b in blocks]), whole)
 
 
 def test_suite2p_neuropil_coefficient_from_settings(s2p):

@@ -15,6 +15,8 @@ The r values are therefore identical to the per-ROI skimage loop (tests/test_ext
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numba
 import numpy as np
 
@@ -262,28 +264,24 @@ def suite2p_neuropil_coefficient() -> float:
     return float(default_settings()["extraction"]["neuropil_coefficient"])
 
 
-def correct(F: np.ndarray, Fneu: np.ndarray, r: np.ndarray, block_rows: int = 64) -> np.ndarray:
-    """corrected = F - r * Fneu, computed in float64 and returned as float32 (n_rois, frames); in blocks of rows so
-    the float64 temporaries stay small however long the traces."""
+def iter_corrected(F: np.ndarray, Fneu: np.ndarray, r: np.ndarray,
+                   block_rows: int = 64) -> Iterator[tuple[slice, np.ndarray]]:
+    """(rows, F[rows] - r[rows] * Fneu[rows]) in blocks of ROIs: computed in float64, returned as float32, so
+    neither the float64 temporaries nor the corrected traces of all ROIs need to be in memory at once."""
     F = np.asarray(F)
     Fneu = np.asarray(Fneu)
     r = np.asarray(r, dtype=np.float64).reshape(-1, 1)
-    out = np.zeros(F.shape, np.float32)
     for i in range(0, F.shape[0], block_rows):
-        rows = slice(i, i + block_rows)
-        out[rows] = F[rows] - r[rows] * Fneu[rows]
-    return out
+        rows = slice(i, min(i + block_rows, F.shape[0]))
+        yield rows, (F[rows] - r[rows] * Fneu[rows]).astype(np.float32)
 
 
-def neuropil_correction(F: np.ndarray, Fneu: np.ndarray, use_suite2p: bool = False,
-                        neucoeff: float | None = None) -> dict:
-    """The whole step: {'r': used r, 'raw_r': MI r before replacement (None with suite2p's), 'corrected': ...}."""
+def coefficients(F: np.ndarray, Fneu: np.ndarray, use_suite2p: bool = False,
+                 neucoeff: float | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """(r used per ROI, mutual-information r before the replacement rule, or None with suite2p's fixed one)."""
     n_rois = F.shape[0]
     if use_suite2p:
         coeff = suite2p_neuropil_coefficient() if neucoeff is None else float(neucoeff)
-        r = np.full(n_rois, coeff)
-        raw_r = None
-    else:
-        raw_r = mutual_info_r(F, Fneu)
-        r = replace_high_r(raw_r)
-    return {"r": r, "raw_r": raw_r, "corrected": correct(F, Fneu, r)}
+        return np.full(n_rois, coeff), None
+    raw_r = mutual_info_r(F, Fneu)
+    return replace_high_r(raw_r), raw_r

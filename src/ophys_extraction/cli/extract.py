@@ -158,19 +158,29 @@ def resolve_diameter(given: float, seg_attrs: dict, masks: np.ndarray) -> tuple[
     return 12.0, "suite2p default (no ROIs)"
 
 
-def write_traces(path: Path, result: dict, attrs: dict) -> None:
+def write_traces(path: Path, F: np.ndarray, Fneu: np.ndarray, r: np.ndarray, stats: list,
+                 result: dict, attrs: dict) -> None:
+    """traces.h5. The corrected traces are computed block by block straight into the file (with their skew and
+    std, which the classifier needs), so they are never all in memory; `stats` gets the classifier's inputs."""
+    from ophys_extraction import classify, neuropil
     with atomic_h5(path) as out:
         traces = out.create_group("traces")
         # Not compressed: traces.h5 is read once by MERGE, which compresses them into extraction.h5; gzip here
         # would cost EXTRACT seconds per 10,000 frames for nothing.
-        for name in ("corrected", "roi", "neuropil", "skew", "std"):
-            write_array(traces, name, np.asarray(result[name], np.float32), compress=False)
+        corrected = traces.create_dataset("corrected", F.shape, np.float32)
+        skew, std = np.zeros(F.shape[0], np.float32), np.zeros(F.shape[0], np.float32)
+        for rows, block in neuropil.iter_corrected(F, Fneu, r):
+            corrected[rows] = block
+            skew[rows], std[rows] = classify.trace_stats(block)
+        result["iscell"] = classify.classify(stats, skew)
+        for name, values in (("roi", F), ("neuropil", Fneu), ("skew", skew), ("std", std)):
+            write_array(traces, name, np.asarray(values, np.float32), compress=False)
         group = out.create_group("rois")
         for name, value in result["rois"].items():
             write_array(group, name, value)
         write_array(out, "iscell", np.asarray(result["iscell"], np.float32))
         write_array(out, "neuropil_coords", result["neuropil_coords"])
-        write_array(out, "neuropil_rcoef", np.asarray(result["r"], np.float64))
+        write_array(out, "neuropil_rcoef", np.asarray(r, np.float64))
         if result["raw_r"] is not None:
             write_array(out, "raw_neuropil_rcoef_mutualinfo", np.asarray(result["raw_r"], np.float64))
         write_array(out, "labels", np.asarray(result["labels"], np.int32))
@@ -201,7 +211,7 @@ def run(args: argparse.Namespace) -> int:
         # suite2p (slow to import) only from here on: --help and input errors stay fast.
         import numba
 
-        from ophys_extraction import classify, neuropil, rois, traces
+        from ophys_extraction import neuropil, rois, traces
         threads = min(args.threads, numba.config.NUMBA_NUM_THREADS) if args.threads else numba.get_num_threads()
         numba.set_num_threads(threads)
         settings = resolve_settings(args)
@@ -222,19 +232,14 @@ def run(args: argparse.Namespace) -> int:
         phases["trace pass"] = time.perf_counter() - t1
 
     t1 = time.perf_counter()
-    correction = neuropil.neuropil_correction(F, Fneu, use_suite2p=args.use_suite2p_neuropil,
-                                              neucoeff=settings["neuropil_coefficient"])
+    r, raw_r = neuropil.coefficients(F, Fneu, use_suite2p=args.use_suite2p_neuropil,
+                                     neucoeff=settings["neuropil_coefficient"])
     phases["neuropil"] = time.perf_counter() - t1
-    t1 = time.perf_counter()
-    skew, std = classify.trace_stats(correction["corrected"])
-    iscell = classify.classify(stats, skew)
-    phases["classify"] = time.perf_counter() - t1
     n_labels = int(np.unique(masks[masks > 0]).size)
     result = {
-        "corrected": correction["corrected"], "roi": F, "neuropil": Fneu, "skew": skew, "std": std,
-        "rois": rois.flatten_stats(stats, Ly, Lx), "iscell": iscell,
+        "rois": rois.flatten_stats(stats, Ly, Lx),
         "neuropil_coords": rois.neuropil_coords(neuropil_masks, Ly, Lx),
-        "r": correction["r"], "raw_r": correction["raw_r"], "labels": rois.roi_labels(stats),
+        "raw_r": raw_r, "labels": rois.roi_labels(stats),
     }
     parameters = {
         "use_suite2p_neuropil": bool(args.use_suite2p_neuropil),
@@ -255,8 +260,8 @@ def run(args: argparse.Namespace) -> int:
         "runtime_seconds": time.perf_counter() - t0,
     }
     t1 = time.perf_counter()
-    write_traces(args.output, result, attrs)
-    phases["write"] = time.perf_counter() - t1
+    write_traces(args.output, F, Fneu, r, stats, result, attrs)
+    phases["correct, classify, write"] = time.perf_counter() - t1
     print(f"extract: {len(stats)} ROIs ({n_labels - len(stats)} of {n_labels} Cellpose labels dropped by suite2p), "
           f"{info.n_frames} frames of {args.movie}, neuropil {parameters['neuropil_method']}, in "
           f"{time.perf_counter() - t0:.1f} s ({', '.join(f'{k} {v:.1f} s' for k, v in phases.items())}) "
