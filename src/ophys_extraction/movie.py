@@ -6,6 +6,8 @@ Nothing here loads a whole movie; `iter_chunks` yields blocks of frames whose si
 from __future__ import annotations
 
 import contextlib
+import queue
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,3 +116,43 @@ def iter_chunks(dset: h5py.Dataset, n_frames_per_chunk: int, path: str | Path = 
             yield start, out
         else:
             yield start, raw.astype(dtype, copy=False)
+
+
+def prefetch(chunks: Iterator, depth: int = 1) -> Iterator:
+    """Iterate `chunks` in a background thread, `depth` items ahead; exceptions surface in the consumer."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run():
+        try:
+            for item in chunks:
+                if not put(item):
+                    return
+            put((done, None))
+        except BaseException as err:  # handed to the consumer, re-raised there
+            put((done, err))
+
+    thread = threading.Thread(target=run, name="movie-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item[0] is done:
+                if item[1] is not None:
+                    raise item[1]
+                return
+            yield item
+            del item
+    finally:
+        stop.set()
+        thread.join()

@@ -46,7 +46,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ophys_extraction.movie import MovieInfo, chunk_frames, iter_chunks
+from ophys_extraction.movie import MovieInfo, chunk_frames, iter_chunks, prefetch
 
 DEFAULT_BIN_DURATION = 3.7  # seconds per bin (Allen's capsule)
 HIGHPASS_TIME = 100  # suite2p 1.1.0 settings["detection"]["highpass_time"] (bins; >= 10 means rolling-mean filter)
@@ -348,7 +348,9 @@ def compute_summary_images(dset: h5py.Dataset, info: MovieInfo, frame_rate: floa
                 "binned", (n_bins, info.height, info.width), np.float32,
                 chunks=(n_chunk, min(_TMP_CHUNK_EDGE, info.height), min(_TMP_CHUNK_EDGE, info.width)))
         stream = _BinnedStream(info.height, info.width, bin_size, n_bins, highpass_time, binned)
-        for _, block in iter_chunks(dset, chunk, info.path, dtype=dset.dtype):  # native dtype: no float copy
+        # Native dtype (no float copy), read into a ring of 3 reused buffers by a reader thread one chunk ahead,
+        # so reading overlaps the sums (numpy and h5py release the GIL for most of their work).
+        for _, block in prefetch(iter_chunks(dset, chunk, info.path, dtype=dset.dtype, buffers=3), depth=1):
             stream.add(block)
             del block
         mean_img, mean_binned = stream.finish(info.n_frames)

@@ -19,15 +19,12 @@ the current one, so reading and arithmetic overlap; the kernel itself spreads 8-
 
 from __future__ import annotations
 
-import queue
-import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numba
 import numpy as np
 
-from ophys_extraction.movie import iter_chunks
+from ophys_extraction.movie import iter_chunks, prefetch
 
 # dtypes the kernel reads directly; others (float16, big-endian...) are read as float32 by iter_chunks.
 _KERNEL_DTYPES = {np.dtype(t) for t in (np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32,
@@ -166,46 +163,6 @@ def _reduce_block(frames, scratch, order, cell_indptr, cell_indices, cell_weight
                       t0 + t, zero)
 
 
-def _prefetch(chunks: Iterator, depth: int = 1) -> Iterator:
-    """Iterate `chunks` in a background thread, `depth` items ahead; exceptions surface in the consumer."""
-    q: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    done = object()
-
-    def put(item) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def run():
-        try:
-            for item in chunks:
-                if not put(item):
-                    return
-            put((done, None))
-        except BaseException as err:  # handed to the consumer, re-raised there
-            put((done, err))
-
-    thread = threading.Thread(target=run, name="movie-reader", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = q.get()
-            if item[0] is done:
-                if item[1] is not None:
-                    raise item[1]
-                return
-            yield item
-            del item
-    finally:
-        stop.set()
-        thread.join()
-
-
 def read_dtype(dtype: np.dtype) -> np.dtype:
     """The dtype chunks are handed to the kernel in: the movie's own when numba reads it, else float32."""
     dtype = np.dtype(dtype)
@@ -244,7 +201,7 @@ def extract_traces(dset, masks: TraceMasks, n_frames_per_chunk: int, path: str =
     # Reused read buffers: one being reduced, one queued (depth 1), one being read by the reader thread.
     chunks = iter_chunks(dset, int(n_frames_per_chunk), path, dtype=dtype, buffers=3 if threaded else 1)
     if threaded:
-        chunks = _prefetch(chunks, depth=1)
+        chunks = prefetch(chunks, depth=1)
     scratch = np.empty((numba.get_num_threads(), GROUP * height * width), dtype)
     for start, block in chunks:
         frames = block.reshape(block.shape[0], height * width)
