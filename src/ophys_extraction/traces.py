@@ -200,12 +200,19 @@ def extract_traces(dset, masks: TraceMasks, n_frames_per_chunk: int, path: str =
     zero = _accumulator_zero(dtype)
     # Reused read buffers: one being reduced, one queued (depth 1), one being read by the reader thread.
     chunks = iter_chunks(dset, int(n_frames_per_chunk), path, dtype=dtype, buffers=3 if threaded else 1)
+    threads = numba.get_num_threads()
     if threaded:
         chunks = prefetch(chunks, depth=1)
-    scratch = np.empty((numba.get_num_threads(), GROUP * height * width), dtype)
-    for start, block in chunks:
-        frames = block.reshape(block.shape[0], height * width)
-        _reduce_block(frames, scratch, masks.order, masks.cell_indptr, masks.cell_indices, masks.cell_weights,
-                      masks.neu_indptr, masks.neu_indices, F, Fneu, start, zero)
-        del block, frames
+        # The reader thread keeps a core busy copying from the page cache: the reduction gets the others. On 2
+        # cores, 1 reducing thread beside the reader was 1.3-1.8x faster than 2 (warm 10,000-frame movie).
+        numba.set_num_threads(max(1, threads - 1))
+    try:
+        scratch = np.empty((numba.get_num_threads(), GROUP * height * width), dtype)
+        for start, block in chunks:
+            frames = block.reshape(block.shape[0], height * width)
+            _reduce_block(frames, scratch, masks.order, masks.cell_indptr, masks.cell_indices, masks.cell_weights,
+                          masks.neu_indptr, masks.neu_indices, F, Fneu, start, zero)
+            del block, frames
+    finally:
+        numba.set_num_threads(threads)
     return F, Fneu
