@@ -117,3 +117,11 @@ def print_table(title: str, columns: list[str], rows: list[list[object]]) -> Non
     for row in cells:
         print("  ".join(v.rjust(w) for v, w in zip(row, widths)))
     sys.stdout.flush()
+
+
+# Bins of a ROI's mean-image contrast (metrics.mean_image_contrast), shared by detection.py and realism.py.
+CONTRAST_BINS = [(-float("inf"), 0.0), (0.0, 0.1), (0.1, 0.2), (0.2, 0.4), (0.4, float("inf"))]
+
+
+def contrast_bin_labels() -> list[str]:
+    return [f"[{lo:g}, {hi:g})".replace("-inf", "-").replace("inf", "") for lo, hi in CONTRAST_BINS]

@@ -34,6 +34,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+from common import CONTRAST_BINS, contrast_bin_labels  # noqa: E402
 from ophys_extraction import segmentation, synthetic  # noqa: E402
 from ophys_extraction.metrics import (DetectionScores, found_rois, match_rois, mean_image_contrast,  # noqa: E402
                                      pooled)
@@ -44,7 +45,6 @@ REAL_DIR = REPO.parent / "shared" / "data" / "neurofinder-00xx-left"
 DEFAULT_MODELS = [REPO / "assets" / "models" / segmentation.BUNDLED_MODEL, REPO / "bench" / "out" / "synthetic_only"]
 
 
-CONTRAST_BINS = [(-np.inf, 0.0), (0.0, 0.1), (0.1, 0.2), (0.2, 0.4), (0.4, np.inf)]
 
 
 def synthetic_summaries(n_planes: int, size: int, noise: float, frames: int, fast: bool, tmp: Path):
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         noise = "" if np.isnan(r["noise"]) else f"{r['noise']:g}"
         print(f"{r['model']:18s} {r['data']:34s} {noise:>5s} {r['mode']:>4d} {r['precision']:9.3f} "
               f"{r['recall']:6.3f} {r['f1']:5.3f}  {r['true_positives']}/{r['n_true']}/{r['n_pred']}")
-    bins = [f"[{lo:g}, {hi:g})".replace("-inf", "-").replace("inf", "") for lo, hi in CONTRAST_BINS]
+    bins = contrast_bin_labels()
     print("\nrecall (number of ground-truth ROIs) by the ROI's mean-image contrast")
     header = f"{'model':18s} {'data':34s} {'noise':>5s} {'mode':>4s} " + " ".join(f"{b:>11s}" for b in bins)
     print(header)

@@ -26,9 +26,10 @@ from ophys_extraction import synthetic  # noqa: E402
 from ophys_extraction.metrics import mean_image_contrast, radial_profile  # noqa: E402
 from ophys_extraction.training import SYNTH_EVAL_SEED0  # noqa: E402
 
+from common import CONTRAST_BINS, contrast_bin_labels  # noqa: E402
+
 REAL_DIR = REPO.parent / "shared" / "data" / "neurofinder-00xx-left"
 DISTANCES = range(-4, 8)
-CONTRAST_BINS = [(-np.inf, 0.0), (0.0, 0.1), (0.1, 0.2), (0.2, 0.4), (0.4, np.inf)]
 
 
 def describe(name: str, images: list[tuple[np.ndarray, np.ndarray]]) -> tuple[str, np.ndarray, np.ndarray]:
@@ -58,7 +59,7 @@ def main() -> int:
     for name, profile, _ in rows:
         print(f"{name:40s}" + "".join(f"{v:6.2f}" for v in profile))
     print("\nshare of ROIs by mean-image contrast (ROI mean / ring 1-4 px outside - 1)")
-    bins = [f"[{lo:g}, {hi:g})".replace("-inf", "-").replace("inf", "") for lo, hi in CONTRAST_BINS]
+    bins = contrast_bin_labels()
     print(f"{'':40s}" + "".join(f"{b:>12s}" for b in bins) + f"{'median':>8s}")
     for name, _, contrast in rows:
         shares = [np.mean((contrast >= lo) & (contrast < hi)) for lo, hi in CONTRAST_BINS]

@@ -6,10 +6,10 @@ bin/ script), and each streaming step's ratio to the read floor (a plain sequent
 Targets: streaming steps within 1.5x of the floor; peak RSS flat (within 10%) from 10,000 to 40,000 frames.
 
 Reads are cold: the movie is evicted from the page cache before every read. The disk of a shared VM varies by
-+-25% from minute to minute, so each streaming step gets its own floor, measured just before it. The ratio leaves
-out the step's start-up: interpreter, imports and (EXTRACT) ROI masks, as the step itself reports it ("setup",
-measured in the step, so cold imports after a 21 GB read are counted as they happened). Start-up is a fixed cost
-per plane, shown in its own column.
+a factor of two from minute to minute, so each streaming step gets its own floor, measured just before it. The
+ratio leaves out the step's start-up (interpreter, imports, and for EXTRACT the ROI masks and kernel loading):
+EXTRACT's wall time minus the phases it logs from the trace pass on, so cold imports after a 21 GB read count as
+they happened. Start-up is a fixed cost per plane, shown in its own column.
 
     .venv/bin/python bench/scale.py [--frames 2500 10000 40000] [--tmpdir /tmp] [--model assets/models/...]
                                     [--movies DIR]
@@ -35,12 +35,14 @@ DEFAULT_MODEL = REPO / "assets" / "models" / "ophys_cp3"
 SUMMARY_STARTUP = "ophys_extraction.cli.summary_images"
 
 
-def extract_setup_seconds(stdout: str) -> float:
-    """EXTRACT's own "setup X s" (imports, ROI statistics and masks: everything before the trace pass)."""
-    found = re.search(r"setup ([0-9.]+) s", stdout)
+def extract_streaming_seconds(stdout: str) -> float:
+    """The sum of EXTRACT's own phase times from the trace pass on (its log: "(setup X s, trace pass Y s, ...)");
+    the rest of its wall time is start-up (interpreter, imports, ROI masks, kernel loading)."""
+    found = re.search(r"\((setup [^)]*)\)", stdout)
     if not found:
-        raise RuntimeError(f"no setup time in EXTRACT's output: {stdout!r}")
-    return float(found.group(1))
+        raise RuntimeError(f"no phase times in EXTRACT's output: {stdout!r}")
+    phases = re.findall(r"([a-z ,]+?) ([0-9.]+) s", found.group(1))
+    return sum(float(seconds) for name, seconds in phases if name.strip(" ,") != "setup")
 
 
 def cold_floor(movie: Path) -> float:
@@ -66,7 +68,7 @@ def bench_size(frames: int, workdir: Path, model: Path, movies: Path | None) -> 
     floor_extract = cold_floor(movie)
     extract = measure(step("extract.py", "--movie", movie, "--segmentation", workdir / "seg.h5",
                            "--output", workdir / "traces.h5"))
-    extract_startup = extract_setup_seconds(extract.stdout)
+    extract_startup = extract.seconds - extract_streaming_seconds(extract.stdout)
     merge = measure(step("merge.py", "--summary", workdir / "summary.h5", "--segmentation", workdir / "seg.h5",
                          "--traces", workdir / "traces.h5", "--outdir", workdir / "extraction"))
     rows = [[frames, f"{gb:.1f} GB", "SUMMARY_IMAGES", summary.seconds, floor_summary, summary_startup,

@@ -12,22 +12,19 @@ import numpy as np
 CLASSIFIER_KEYS = ("skew", "npix_norm", "compact")
 
 
-def trace_stats(corrected: np.ndarray, block_rows: int = 64) -> tuple[np.ndarray, np.ndarray]:
+def trace_stats(corrected: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(skew, std), float32 (n_rois,), of the corrected traces, as suite2p computes them (scipy.stats.skew, np.std).
+    Each row's figures depend on that row only, so EXTRACT calls this on blocks of rows.
 
     A constant trace has std 0 and skew NaN (scipy's answer); the classifier treats NaN as the lowest value.
-    Computed in blocks of rows (each row's figures do not depend on the others) so scipy's temporaries stay small.
     """
     from scipy.stats import skew
     corrected = np.asarray(corrected)
-    n = corrected.shape[0]
-    sk, sd = np.zeros(n, np.float32), np.zeros(n, np.float32)
-    for i in range(0, n, block_rows):
-        block = corrected[i:i + block_rows]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            sk[i:i + block_rows] = skew(block, axis=1)
-        sd[i:i + block_rows] = np.std(block, axis=1)
-    return sk, sd
+    if corrected.shape[0] == 0:
+        return np.zeros(0, np.float32), np.zeros(0, np.float32)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sk = np.asarray(skew(corrected, axis=1), np.float32)
+    return sk, np.std(corrected, axis=1).astype(np.float32)
 
 
 def builtin_classifier_path():
