@@ -49,14 +49,23 @@ def measure(cmd: list[str | Path]) -> Measurement:
         return Measurement(seconds, usage.ru_maxrss / 1024, out.read().decode(errors="replace"))
 
 
-def evict(path: Path) -> None:
-    """Drop the file from the page cache (no root needed), so the next read comes from the disk."""
+def evict(path: Path, settle: float = 0.0) -> None:
+    """Drop the file from the page cache (no root needed), so the next read comes from the disk; then wait `settle`
+    seconds.
+
+    Why wait: on a VM with free page reporting (virtio_balloon; this one logs "Free page reporting enabled") the
+    evicted pages go back to the host within seconds, and the next read must fault fresh guest memory in for its
+    page cache. Read at once, a 5.3 GB movie took 4.7-5.3 s here; 3 s later 6.8 s, 10 s later 10-11 s, 15-30 s
+    later 11.5-13.4 s. A step that imports for 10 s before its first read meets the slow case, a floor read at
+    once the fast one: floor and step are only comparable when both start after the same settle.
+    """
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
     finally:
         os.close(fd)
+    time.sleep(settle)
 
 
 def warm(path: Path) -> None:

@@ -9,9 +9,9 @@ over one frame's mask pixels, so the result is bitwise independent of the chunk 
 agrees with suite2p's float32 torch products to float32 precision (tests/test_extraction.py).
 
 Memory: three reused chunk buffers (one being read, one queued, one being reduced; `iter_chunks` blocks of about
-256 MiB of float32, half that for int16; reusing them avoids page-faulting fresh arrays on every chunk, which in a
-VM costs as much as the read), an 8-frame scratch copy, plus the (n_rois, frames) float32 outputs; nothing else
-grows with the number of frames.
+16 MiB of float32 in whole HDF5 chunks, half that for int16; reusing them avoids page-faulting fresh arrays on every
+chunk, which in a VM costs as much as the read), an 8-frame scratch copy, plus the (n_rois, frames) float32
+outputs; nothing else grows with the number of frames.
 With `threaded=True` a reader thread keeps the next chunk coming while the kernel (which releases the GIL) reduces
 the current one, so reading and arithmetic overlap; the kernel itself spreads 8-frame groups over numba's threads
 (numba.set_num_threads / NUMBA_NUM_THREADS).

@@ -1,4 +1,5 @@
-"""Train the bundled Cellpose 3 model from scratch on synthetic planes mixed with annotated real images.
+"""Train the bundled Cellpose 3 model from scratch on synthetic planes mixed with annotated real images
+(`init_model`: or continue from weights this script wrote, keeping their training log in the new one).
 
 Data
   * Synthetic: `synthetic.make_training_image` planes (mean image, max projection, ground-truth masks) with varied
@@ -284,6 +285,7 @@ class TrainConfig:
     threads: int = 2
     half: bool = True
     calibrate: bool = True
+    init_model: Path | None = None   # start from these weights (None: from scratch)
     command_line: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -431,9 +433,21 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         probs[~is_real] = (1 - cfg.real_share) / (~is_real).sum()
     probs /= probs.sum()
 
-    net = models.CellposeModel(gpu=False, pretrained_model=False, diam_mean=cfg.diam_mean, nchan=2)
-    log.info("training from scratch: %d images (%d synthetic, %d annotated copies), %d epochs x %d patches of "
-             "%d px, batch %d, AdamW lr %g, diam_mean %g", len(data), (~is_real).sum(), is_real.sum(), cfg.n_epochs,
+    init_log = None
+    if cfg.init_model:
+        # Continue training (or fine-tune) a model this script wrote: its diam_mean comes with the weights, and its
+        # own training log goes into this one, so the chain of runs stays reproducible.
+        net = models.CellposeModel(gpu=False, pretrained_model=str(cfg.init_model), nchan=2)
+        if float(net.diam_mean) != cfg.diam_mean:
+            raise InputError(cfg.init_model, f"has diam_mean {float(net.diam_mean):g}, not --diam_mean "
+                                             f"{cfg.diam_mean:g}; pass --diam_mean {float(net.diam_mean):g}")
+        init_log_path = Path(cfg.init_model).with_name(Path(cfg.init_model).name + ".training_log.json")
+        init_log = json.loads(init_log_path.read_text()) if init_log_path.is_file() else None
+    else:
+        net = models.CellposeModel(gpu=False, pretrained_model=False, diam_mean=cfg.diam_mean, nchan=2)
+    log.info("training from %s: %d images (%d synthetic, %d annotated copies), %d epochs x %d patches of "
+             "%d px, batch %d, AdamW lr %g, diam_mean %g", cfg.init_model or "scratch", len(data), (~is_real).sum(),
+             is_real.sum(), cfg.n_epochs,
              cfg.nimg_per_epoch, cfg.bsize, cfg.batch_size, cfg.learning_rate, cfg.diam_mean)
     work = cfg.output.parent / f".{cfg.output.name}.work"
     work.mkdir(parents=True, exist_ok=True)
@@ -507,6 +521,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         "cellprob_offset": offset,
         "calibration": calibration,
         "train_loss_every_10_epochs": [round(float(x), 4) for x in train_losses[::10]],
+        "init_model": str(cfg.init_model) if cfg.init_model else None,
+        "init_model_log": init_log,
         "scores": final_scores,
         "scores_float32": scores,
     }
@@ -526,11 +542,23 @@ def _version(package: str) -> str:
     return version(package)
 
 
+def _origin(record: dict[str, Any]) -> str:
+    """"scratch", or the chain of runs a continued model comes from (each run's command line)."""
+    parts, entry = [], record
+    while entry.get("init_model"):
+        parent = entry.get("init_model_log") or {}
+        parts.append(f"{entry['init_model']} ({parent.get('epochs', '?')} epochs: "
+                     f"{parent.get('command_line', 'no training log beside it')})")
+        entry = parent
+    return " <- ".join(parts) + " <- scratch" if parts else "scratch"
+
+
 def human_readable(record: dict[str, Any]) -> str:
     lines = [f"Model {record['model']} ({record['precision']}, {record['model_bytes'] / 1e6:.1f} MB), "
              f"Cellpose {record['cellpose_version']}, torch {record['torch_version']}",
              f"command: {record['command_line']}",
-             f"trained from scratch for {record['epochs']} epochs ({record['data']['patches_seen']} patches) in "
+             f"trained from {_origin(record)} for {record['epochs']} epochs ({record['data']['patches_seen']} "
+             f"patches) in "
              f"{record['train_seconds']:.0f} s (total {record['total_seconds']:.0f} s); diam_mean "
              f"{record['diam_mean']:g}, diam_labels {record['diam_labels']:.2f}; cell-probability offset "
              f"{record['cellprob_offset']:+.1f} (chosen on training data, folded into the output bias)",

@@ -47,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="cell diameter (pixels) for suite2p's ROI statistics; 0 = the diameter the "
                              "segmentation used (attribute diameter_used), else suite2p's median mask diameter")
     parser.add_argument("--chunk_frames", type=int, default=0,
-                        help="frames per read; 0 = about 256 MiB of float32 frames (movie.chunk_frames)")
+                        help="frames per read; 0 = about 16 MiB of float32 frames in whole HDF5 chunks "
+                             "(movie.chunk_frames)")
     parser.add_argument("--threads", type=int, default=0,
                         help="CPU threads for the trace pass and the neuropil r (numba); 0 = all cores. With 1, the "
                              "movie is read and reduced alternately in one thread")

@@ -43,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--real_share", type=float, default=d.real_share,
                       help="share of each epoch's patches drawn from annotated images")
     opt = parser.add_argument_group("optimisation")
+    opt.add_argument("--init_model", type=Path, default=None,
+                     help="start from this Cellpose 3 model file instead of from scratch (continue training a model "
+                          "this script wrote, e.g. the bundled one, or fine-tune your own); its training log, if "
+                          "beside it, is kept in the new log")
     opt.add_argument("--n_epochs", type=int, default=d.n_epochs)
     opt.add_argument("--nimg_per_epoch", type=int, default=d.nimg_per_epoch)
     opt.add_argument("--batch_size", type=int, default=d.batch_size)
@@ -73,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     for folder in args.real_dir:
         if not folder.is_dir():
             raise InputError(folder, "folder not found")
+    if args.init_model is not None and not args.init_model.is_file():
+        raise InputError(args.init_model, "--init_model: model file not found (give a path; nothing is downloaded)")
     argv_list = sys.argv[1:] if argv is None else argv
     from ophys_extraction.training import train
     cfg = TrainConfig(
@@ -83,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         batch_size=args.batch_size, bsize=args.bsize, learning_rate=args.learning_rate,
         weight_decay=args.weight_decay, diam_mean=args.diam_mean, seed=args.seed,
         n_eval_synthetic=args.n_eval_synthetic, eval_size=args.eval_size, threads=args.threads,
-        half=not args.no_half, calibrate=not args.no_calibrate, command_line="bin/train_model.py " + shlex.join(map(str, argv_list)))
+        half=not args.no_half, calibrate=not args.no_calibrate, init_model=args.init_model,
+        command_line="bin/train_model.py " + shlex.join(map(str, argv_list)))
     train(cfg)
     return 0

@@ -1,0 +1,31 @@
+"""Training script: input checks and the training log's record of where a continued model comes from (the
+training itself is minutes to hours of CPU and never runs in tests: see the bundled model's training log)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ophys_extraction.cli.train_model import main as train_main
+from ophys_extraction.errors import EXIT_BAD_INPUT, run_cli
+from ophys_extraction.training import _origin
+
+
+def test_missing_init_model_is_one_clear_line(tmp_path, capsys):
+    missing = tmp_path / "no_such_model"
+    with pytest.raises(SystemExit) as exc:
+        run_cli(train_main, ["--output", str(tmp_path / "m"), "--init_model", str(missing)])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert exc.value.code == EXIT_BAD_INPUT
+    assert len(err) == 1 and str(missing) in err[0] and "not found" in err[0], err
+    assert not (tmp_path / "m").exists()
+
+
+def test_origin_names_every_run_of_a_continued_model():
+    first = {"epochs": 250, "command_line": "bin/train_model.py --n_epochs 250", "init_model": None}
+    second = {"epochs": 100, "command_line": "bin/train_model.py --init_model a", "init_model": "a",
+              "init_model_log": first}
+    third = {"init_model": "b", "init_model_log": second}
+    assert _origin(first) == "scratch"
+    assert _origin(third) == ("b (100 epochs: bin/train_model.py --init_model a) <- a (250 epochs: "
+                              "bin/train_model.py --n_epochs 250) <- scratch")
+    assert _origin({"init_model": "c"}) == "c (? epochs: no training log beside it) <- scratch"
