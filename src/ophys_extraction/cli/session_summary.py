@@ -16,5 +16,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rows = write_session_summary(args.planes, args.summaries, args.output)
     failed = [row["plane"] for row in rows if row["status"] != "ok"]
-    print(f"{len(rows) - len(failed)} of {len(rows)} planes finished" + (f"; failed: {', '.join(failed)}" if failed else ""))
+    failures = f"; failed: {', '.join(failed)}" if failed else ""
+    print(f"{len(rows) - len(failed)} of {len(rows)} planes finished{failures}")
     return 0
