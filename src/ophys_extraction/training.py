@@ -400,6 +400,19 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         if missing and not (len(cfg.images) and item.name in {Path(p).stem for p in cfg.images}):
             raise InputError(item.name, f"has no image for mode(s) {missing} (needs max.npy)")
 
+    init_log = None
+    if cfg.init_model:
+        # Continue training (or fine-tune) a model this script wrote: its diam_mean comes with the weights, and its
+        # own training log goes into this one, so the chain of runs stays reproducible. Loaded (and checked)
+        # before the slow rendering below.
+        net = models.CellposeModel(gpu=False, pretrained_model=str(cfg.init_model), nchan=2)
+        if float(net.diam_mean) != cfg.diam_mean:
+            raise InputError(cfg.init_model, f"has diam_mean {float(net.diam_mean):g}, not --diam_mean "
+                                             f"{cfg.diam_mean:g}; pass --diam_mean {float(net.diam_mean):g}")
+        init_log_path = Path(cfg.init_model).with_name(Path(cfg.init_model).name + ".training_log.json")
+        init_log = json.loads(init_log_path.read_text()) if init_log_path.is_file() else None
+    else:
+        net = models.CellposeModel(gpu=False, pretrained_model=False, diam_mean=cfg.diam_mean, nchan=2)
     log.info("rendering %d synthetic training planes (%dx%d, seeds %d..%d)", cfg.n_synthetic, cfg.synthetic_size,
              cfg.synthetic_size, SYNTH_TRAIN_SEED0, SYNTH_TRAIN_SEED0 + cfg.n_synthetic - 1)
     data: list[np.ndarray] = []
@@ -433,22 +446,10 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         probs[~is_real] = (1 - cfg.real_share) / (~is_real).sum()
     probs /= probs.sum()
 
-    init_log = None
-    if cfg.init_model:
-        # Continue training (or fine-tune) a model this script wrote: its diam_mean comes with the weights, and its
-        # own training log goes into this one, so the chain of runs stays reproducible.
-        net = models.CellposeModel(gpu=False, pretrained_model=str(cfg.init_model), nchan=2)
-        if float(net.diam_mean) != cfg.diam_mean:
-            raise InputError(cfg.init_model, f"has diam_mean {float(net.diam_mean):g}, not --diam_mean "
-                                             f"{cfg.diam_mean:g}; pass --diam_mean {float(net.diam_mean):g}")
-        init_log_path = Path(cfg.init_model).with_name(Path(cfg.init_model).name + ".training_log.json")
-        init_log = json.loads(init_log_path.read_text()) if init_log_path.is_file() else None
-    else:
-        net = models.CellposeModel(gpu=False, pretrained_model=False, diam_mean=cfg.diam_mean, nchan=2)
     log.info("training from %s: %d images (%d synthetic, %d annotated copies), %d epochs x %d patches of "
              "%d px, batch %d, AdamW lr %g, diam_mean %g", cfg.init_model or "scratch", len(data), (~is_real).sum(),
-             is_real.sum(), cfg.n_epochs,
-             cfg.nimg_per_epoch, cfg.bsize, cfg.batch_size, cfg.learning_rate, cfg.diam_mean)
+             is_real.sum(), cfg.n_epochs, cfg.nimg_per_epoch, cfg.bsize, cfg.batch_size, cfg.learning_rate,
+             cfg.diam_mean)
     work = cfg.output.parent / f".{cfg.output.name}.work"
     work.mkdir(parents=True, exist_ok=True)
     t_train = time.time()
@@ -558,8 +559,7 @@ def human_readable(record: dict[str, Any]) -> str:
              f"Cellpose {record['cellpose_version']}, torch {record['torch_version']}",
              f"command: {record['command_line']}",
              f"trained from {_origin(record)} for {record['epochs']} epochs ({record['data']['patches_seen']} "
-             f"patches) in "
-             f"{record['train_seconds']:.0f} s (total {record['total_seconds']:.0f} s); diam_mean "
+             f"patches) in {record['train_seconds']:.0f} s (total {record['total_seconds']:.0f} s); diam_mean "
              f"{record['diam_mean']:g}, diam_labels {record['diam_labels']:.2f}; cell-probability offset "
              f"{record['cellprob_offset']:+.1f} (chosen on training data, folded into the output bias)",
              f"synthetic training planes: {record['data']['synthetic_training']}"]

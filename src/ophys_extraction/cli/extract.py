@@ -162,7 +162,7 @@ def resolve_diameter(given: float, seg_attrs: dict, masks: np.ndarray) -> tuple[
 def write_traces(path: Path, F: np.ndarray, Fneu: np.ndarray, r: np.ndarray, stats: list,
                  result: dict, attrs: dict) -> None:
     """traces.h5. The corrected traces are computed block by block straight into the file (with their skew and
-    std, which the classifier needs), so they are never all in memory; `stats` gets the classifier's inputs."""
+    std), so they are never all in memory; `stats` (suite2p's ROI statistics) and the skew feed the classifier."""
     from ophys_extraction import classify, neuropil
     with atomic_h5(path) as out:
         traces = out.create_group("traces")
@@ -173,13 +173,13 @@ def write_traces(path: Path, F: np.ndarray, Fneu: np.ndarray, r: np.ndarray, sta
         for rows, block in neuropil.iter_corrected(F, Fneu, r):
             corrected[rows] = block
             skew[rows], std[rows] = classify.trace_stats(block)
-        result["iscell"] = classify.classify(stats, skew)
+        iscell = classify.classify(stats, skew)
         for name, values in (("roi", F), ("neuropil", Fneu), ("skew", skew), ("std", std)):
             write_array(traces, name, np.asarray(values, np.float32), compress=False)
         group = out.create_group("rois")
         for name, value in result["rois"].items():
             write_array(group, name, value)
-        write_array(out, "iscell", np.asarray(result["iscell"], np.float32))
+        write_array(out, "iscell", np.asarray(iscell, np.float32))
         write_array(out, "neuropil_coords", result["neuropil_coords"])
         write_array(out, "neuropil_rcoef", np.asarray(r, np.float64))
         if result["raw_r"] is not None:
