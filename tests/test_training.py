@@ -7,7 +7,7 @@ import pytest
 
 from ophys_extraction.cli.train_model import main as train_main
 from ophys_extraction.errors import EXIT_BAD_INPUT, run_cli
-from ophys_extraction.training import _origin
+from ophys_extraction.training import _origin, best_offset
 
 
 def test_missing_init_model_is_one_clear_line(tmp_path, capsys):
@@ -29,3 +29,10 @@ def test_origin_names_every_run_of_a_continued_model():
     assert _origin(third) == ("b (100 epochs: bin/train_model.py --init_model a) <- a (250 epochs: "
                               "bin/train_model.py --n_epochs 250) <- scratch")
     assert _origin({"init_model": "c"}) == "c (? epochs: no training log beside it) <- scratch"
+
+
+def test_best_offset_takes_the_highest_f1_and_breaks_ties_towards_no_shift():
+    table = [{"offset": o, "mean_f1": f} for o, f in ((-1.0, 0.50), (-0.5, 0.61), (0.0, 0.55), (0.5, 0.61),
+                                                      (1.0, 0.6104))]
+    assert best_offset(table) == -0.5                       # 0.61 three ways (to 3 decimals): smallest |offset|
+    assert best_offset([{"offset": 1.0, "mean_f1": 0.3}, {"offset": -1.0, "mean_f1": 0.4}]) == -1.0

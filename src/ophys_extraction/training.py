@@ -310,7 +310,8 @@ def _to_half(src: Path, dst: Path) -> None:
     torch.save(half, dst)
 
 
-CALIBRATION_OFFSETS = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
+# Negative offsets matter when continuing from a model whose bias was already shifted.
+CALIBRATION_OFFSETS = (-1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
 N_CALIBRATION_SYNTHETIC = 6
 
 
@@ -345,8 +346,12 @@ def calibrate_cellprob(model_path: Path, cfg: TrainConfig, annotated: list[Annot
         table.append(row)
         log.info("calibration: offset %.1f -> mean training F1 %.3f (%s)", offset, row["mean_f1"],
                  ", ".join(f"{name}: P {row[name]['precision']:.2f} R {row[name]['recall']:.2f}" for name in groups))
-    best = max(table, key=lambda r: (round(r["mean_f1"], 3), -r["offset"]))
-    return float(best["offset"]), table
+    return best_offset(table), table
+
+
+def best_offset(table: list[dict[str, Any]]) -> float:
+    """The calibration row with the highest mean F1 (to 3 decimals); ties go to the smallest shift."""
+    return float(max(table, key=lambda r: (round(r["mean_f1"], 3), -abs(r["offset"])))["offset"])
 
 
 def _shift_cellprob_bias(src: Path, dst: Path, offset: float) -> None:
