@@ -14,7 +14,10 @@ ROI's mean over the mean of a ring 1-4 px around it, minus 1 (measured on the no
 planes, on the mean image itself for the real one). It shows which cells a model misses: the dim ones, or not.
 
 Several models can be compared (`--models a b`), e.g. the bundled mixed-data model against a synthetic-only one
-trained with `bin/train_model.py --output bench/out/synthetic_only` (no --real_dir; kept out of git).
+trained with `bin/train_model.py --output bench/out/synthetic_only` (no --real_dir; kept out of git). The generator's
+before/after on real data: train the same way with the generator as it was before commit ed26471 (bright blobs) first
+on the path, e.g. a copy of `src/` with `git show ed26471^:src/ophys_extraction/synthetic.py` in it on PYTHONPATH,
+into `bench/out/synthetic_only_oldgen`, and compare the two here (always on the current generator's planes).
 
     python bench/detection.py [--models assets/models/ophys_cp3 bench/out/synthetic_only] [--fast]
 """
@@ -146,22 +149,23 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"(no real data at {args.real_dir}: real validation rows skipped)")
 
-    header = f"{'model':18s} {'data':34s} {'noise':>5s} {'mode':>4s} {'precision':>9s} {'recall':>6s} " \
+    w = max(len("model"), *(len(name) for name in loaded))
+    header = f"{'model':{w}s} {'data':34s} {'noise':>5s} {'mode':>4s} {'precision':>9s} {'recall':>6s} " \
              f"{'F1':>5s}  TP/true/pred"
     print(f"detection at IoU >= 0.5 ({time.time() - t0:.0f} s)")
     print(header)
     print("-" * len(header))
     for r in rows:
         noise = "" if np.isnan(r["noise"]) else f"{r['noise']:g}"
-        print(f"{r['model']:18s} {r['data']:34s} {noise:>5s} {r['mode']:>4d} {r['precision']:9.3f} "
+        print(f"{r['model']:{w}s} {r['data']:34s} {noise:>5s} {r['mode']:>4d} {r['precision']:9.3f} "
               f"{r['recall']:6.3f} {r['f1']:5.3f}  {r['true_positives']}/{r['n_true']}/{r['n_pred']}")
     bins = contrast_bin_labels()
     print("\nrecall (number of ground-truth ROIs) by the ROI's mean-image contrast")
-    header = f"{'model':18s} {'data':34s} {'noise':>5s} {'mode':>4s} " + " ".join(f"{b:>11s}" for b in bins)
+    header = f"{'model':{w}s} {'data':34s} {'noise':>5s} {'mode':>4s} " + " ".join(f"{b:>11s}" for b in bins)
     print(header)
     print("-" * len(header))
     for name, data, noise, mode, cells in by_contrast:
-        print(f"{name:18s} {data:34s} {noise:>5s} {mode:>4d} " + " ".join(f"{c:>11s}" for c in cells))
+        print(f"{name:{w}s} {data:34s} {noise:>5s} {mode:>4d} " + " ".join(f"{c:>11s}" for c in cells))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(rows, indent=2, default=float) + "\n")

@@ -26,10 +26,10 @@ from ophys_extraction.training import SYNTH_EVAL_SEED0
 from conftest import REPO
 
 MODEL = REPO / "assets" / "models" / segmentation.BUNDLED_MODEL
-# The committed model measured F1 0.472 (precision 0.81, recall 0.33) on this one plane, 0.56-0.60 pooled over the
-# held-out planes of its training log and of bench/detection.py: most somata are dim rings (issue 3 target 0.9: not
-# met). A floor against regressions (a broken preparation or model scores ~0), a little below the measured value.
-MIN_F1 = 0.45
+# The committed model measured F1 0.513 (precision 0.74, recall 0.39) on this one plane, 0.55-0.58 pooled over the
+# held-out planes of its training log: most somata are dim rings (issue 3 target 0.9: not met). A floor against
+# regressions (a broken preparation or model scores ~0), a little below the measured value.
+MIN_F1 = 0.48
 
 
 def write_summary(path, seed, size):
