@@ -15,8 +15,8 @@ import torch
 from ophys_extraction import segmentation
 from ophys_extraction.cli.segment import main as segment_main
 from ophys_extraction.errors import EXIT_BAD_INPUT, run_cli
-from ophys_extraction.metrics import (found_rois, iou_matrix, match_rois, mean_image_contrast, pooled,
-                                     radial_profile)
+from ophys_extraction.metrics import (core_ratio, dark_spot_density, found_rois, iou_matrix, match_rois,
+                                     mean_image_contrast, pooled, radial_profile)
 from ophys_extraction.segmentation import (IMAGE_MODES, SegmentationParams, mean_weights, prepare_image,
                                            relabel_sequential, spatial_highpass)
 from ophys_extraction.summary import enhanced_mean_image, max_mean_ratio
@@ -285,3 +285,24 @@ def test_radial_profile_tells_rings_from_blobs():
     ring_profile = radial_profile(ring, labels, range(-4, 3))
     assert ring_profile[0] < 1 < ring_profile[4]                        # centre darker, rim brighter
     np.testing.assert_allclose(radial_profile(blob, labels, range(-4, 3)), [1.5] * 5 + [1.0] * 2)
+
+
+def test_core_ratio_sees_a_dark_nucleus():
+    yy, xx = np.mgrid[0:40, 0:40]
+    r = np.hypot(yy - 20, xx - 20)
+    labels = (r <= 6).astype(int)
+    ring = np.where(r <= 4.5, 70.0, np.where(r <= 6, 130.0, 100.0))   # nucleus 30 % darker than the neuropil
+    ratio = core_ratio(ring, labels)
+    assert ratio.shape == (1,) and ratio[0] == pytest.approx(0.7, abs=0.05)
+    assert np.isnan(core_ratio(ring, (r <= 1.5).astype(int))[0])      # too small to have a core
+
+
+def test_dark_spot_density_counts_dark_spots_away_from_rois():
+    img = np.full((100, 100), 100.0)
+    yy, xx = np.mgrid[0:100, 0:100]
+    for cy, cx in ((20, 20), (20, 70), (70, 20)):
+        img[np.hypot(yy - cy, xx - cx) <= 4] = 40.0                     # three dark holes
+    labels = np.zeros(img.shape, int)
+    labels[np.hypot(yy - 70, xx - 20) <= 5] = 1                         # one of them is an ROI
+    assert dark_spot_density(img, labels, below=0.8) == pytest.approx(2.0)
+    assert dark_spot_density(img, labels, below=0.1) == 0.0

@@ -122,6 +122,41 @@ def mean_image_contrast(mean_img: np.ndarray, labels: np.ndarray, inner: int = 1
     return out
 
 
+def core_ratio(mean_img: np.ndarray, labels: np.ndarray, erode: int = 2, ring: tuple[int, int] = (2, 6)
+               ) -> np.ndarray:
+    """Per ROI (increasing label order): mean of the ROI's core (the ROI eroded by `erode` px) over the mean of a
+    ring `ring` px outside it (other ROIs' pixels excluded). A dark nucleus gives < 1 (how dark real ring-shaped
+    somata are, unlike the ROI-wide `mean_image_contrast`); NaN when the core or the ring is (nearly) empty."""
+    from scipy import ndimage
+    labels = _compact(labels)
+    out = np.full(int(labels.max()), np.nan)
+    margin = ring[1] + 1
+    for k, box in enumerate(ndimage.find_objects(labels), start=1):
+        if box is None:
+            continue
+        box = tuple(slice(max(s.start - margin, 0), s.stop + margin) for s in box)
+        roi = labels[box] == k
+        core = ndimage.binary_erosion(roi, iterations=erode)
+        outside = (ndimage.binary_dilation(roi, iterations=ring[1]) & ~ndimage.binary_dilation(roi, iterations=ring[0])
+                   & (labels[box] == 0))
+        if core.sum() >= 3 and outside.sum() >= 10:
+            out[k - 1] = float(mean_img[box][core].mean() / mean_img[box][outside].mean())
+    return out
+
+
+def dark_spot_density(mean_img: np.ndarray, labels: np.ndarray, below: float, sigma: float = 1.5,
+                      surround: float = 10.0, size: int = 9) -> float:
+    """Dark spots per 10,000 px away from the ROIs: local minima (in `size` x `size` windows) of the image smoothed
+    by `sigma` over its smoothing by `surround`, lower than `below`, more than 3 px from any ROI. How many dark
+    non-cell somata and vessel cross-sections a mean image has, which a detector must not take for ring cells."""
+    from scipy import ndimage
+    img = np.asarray(mean_img, np.float64)
+    rel = ndimage.gaussian_filter(img, sigma) / np.maximum(ndimage.gaussian_filter(img, surround), 1e-12)
+    away = ~ndimage.binary_dilation(np.asarray(labels) > 0, iterations=3)
+    minima = (rel == ndimage.minimum_filter(rel, size)) & away & (rel < below)
+    return float(minima.sum() / img.size * 1e4)
+
+
 def radial_profile(mean_img: np.ndarray, labels: np.ndarray, distances: range = range(-4, 8),
                    reference: tuple[int, int] = (5, 9)) -> np.ndarray:
     """Median over ROIs of the image's mean at each signed distance from the ROI's outline (px; <= 0 inside,

@@ -53,7 +53,9 @@ class SyntheticSpec:
     cell_diameter_mean: float = 10.0    # px; real somata at ~1 um/px are 8-18 px
     cell_diameter_sd: float = 2.0
     nucleus_fraction: float = 0.75      # fraction of cells with a dark (excluded) nucleus: ring-shaped
+    nucleus_neuropil_loss: tuple[float, float] = (0.1, 0.4)  # neuropil a nucleus displaces beyond neuropil_coef
     hole_density: float = 14.0          # non-expressing somata: dark holes in the neuropil, not ground truth
+    hole_darkness: tuple[float, float] = (0.3, 0.65)  # how much of the neuropil a hole removes at its centre
     out_of_focus_density: float = 2.0   # large blurred somata, not ground truth
     dendrite_density: float = 10.0      # active dendrite segments, not ground truth
     punctum_density: float = 20.0       # small active puncta (boutons), not ground truth
@@ -299,9 +301,11 @@ def _visible(shape: dict[str, Any], frame: tuple[int, int]) -> tuple[np.ndarray,
 
 
 def _cell_pattern(rng: np.random.Generator, shape: dict[str, Any], yy: np.ndarray, xx: np.ndarray,
-                  body: np.ndarray, nucleus: bool) -> np.ndarray:
-    """Fluorescence pattern of a soma: the body, a dimmer nucleus when excluded, mild granularity."""
+                  body: np.ndarray, nucleus: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(fluorescence pattern of a soma: the body, a dimmer nucleus when excluded, mild granularity; the nucleus in
+    [0, 1], zeros when not excluded)."""
     pattern = body.copy()
+    inner = np.zeros_like(body)
     if nucleus:
         frac = rng.uniform(0.6, 0.85)
         nuc = dict(shape, a=shape["a"] * frac, b=shape["b"] * frac, radius=shape["radius"] * frac,
@@ -309,7 +313,7 @@ def _cell_pattern(rng: np.random.Generator, shape: dict[str, Any], yy: np.ndarra
                    cx=shape["cx"] + rng.normal(0, 0.1) * shape["radius"])
         inner = 1 / (1 + np.exp((_ellipse_radius(yy, xx, nuc) - 1) * nuc["radius"] / 0.8))
         pattern *= 1 - rng.uniform(0.8, 1.0) * inner
-    return pattern * (1 + 0.1 * rng.standard_normal(body.shape)).clip(0.7, 1.3)
+    return pattern * (1 + 0.1 * rng.standard_normal(body.shape)).clip(0.7, 1.3), inner
 
 
 def _dendrite_stub(rng: np.random.Generator, shape: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -357,7 +361,7 @@ def _neuropil_static(rng: np.random.Generator, spec: SyntheticSpec, vessels: np.
     for shape in holes:
         yy, xx, body = _soma_body(shape)
         inside = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
-        static[yy[inside], xx[inside]] *= 1 - rng.uniform(0.25, 0.5) * body[inside]
+        static[yy[inside], xx[inside]] *= 1 - rng.uniform(*spec.hole_darkness) * body[inside]
     return (static * (1 - (1 - spec.neuropil_coef) * occupancy)).astype(np.float32)
 
 
@@ -373,8 +377,15 @@ def _build_scene(spec: SyntheticSpec) -> tuple[np.ndarray, sparse.csr_matrix, np
 
     sources = _Sources(frame)
     nucleus = rng.random(len(kept)) < spec.nucleus_fraction
+    h, w = frame
+    # How much of the neuropil a nucleus displaces beyond the soma's own attenuation (per cell).
+    nucleus_dark = np.zeros(frame, np.float32)
     for (shape, yy, xx, body), has_nucleus in zip(kept, nucleus):
-        pattern = _cell_pattern(rng, shape, yy, xx, body, has_nucleus)
+        pattern, inner = _cell_pattern(rng, shape, yy, xx, body, has_nucleus)
+        if has_nucleus:
+            inside = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
+            dark = rng.uniform(*spec.nucleus_neuropil_loss) * inner[inside]
+            nucleus_dark[yy[inside], xx[inside]] = np.maximum(nucleus_dark[yy[inside], xx[inside]], dark)
         if rng.random() < 0.3:  # a visible proximal dendrite, driven by the soma's own activity
             sy, sx, sw = _dendrite_stub(rng, shape)
             yy, xx, pattern = (np.concatenate([a.ravel(), b.ravel()]) for a, b in ((yy, sy), (xx, sx), (pattern, sw)))
@@ -389,7 +400,6 @@ def _build_scene(spec: SyntheticSpec) -> tuple[np.ndarray, sparse.csr_matrix, np
         "baseline_rel": rng.lognormal(np.where(nucleus, np.log(0.4), np.log(1.6)), 0.5).astype(np.float32),
     }
     kinds = ["cell"] * len(kept)
-    h, w = frame
     for _ in range(_count(spec.out_of_focus_density, frame)):
         sources.add(*_blob(rng.uniform(0, h), rng.uniform(0, w), rng.uniform(4, 8)))
         kinds.append("out_of_focus")
@@ -402,7 +412,7 @@ def _build_scene(spec: SyntheticSpec) -> tuple[np.ndarray, sparse.csr_matrix, np
         sources.add(*_blob(rng.uniform(0, h), rng.uniform(0, w), rng.uniform(0.6, 1.0)))
         kinds.append("punctum")
 
-    static = _neuropil_static(rng, spec, vessels, hole_shapes, occupancy) * illumination
+    static = _neuropil_static(rng, spec, vessels, hole_shapes, occupancy) * (1 - nucleus_dark) * illumination
     components = [np.exp(0.5 * _smooth_field(rng, frame, rng.uniform(0.1, 0.25) * max(frame))) for _ in range(3)]
     np_spatial = np.stack([static] + [static * c / c.mean() for c in components]).reshape(4, -1)
     return masks, sources.matrix(illumination), np_spatial.astype(np.float32), cells, kinds
