@@ -55,7 +55,7 @@ class SyntheticSpec:
     nucleus_fraction: float = 0.75      # fraction of cells with a dark (excluded) nucleus: ring-shaped
     nucleus_neuropil_loss: tuple[float, float] = (0.1, 0.4)  # neuropil a nucleus displaces beyond neuropil_coef
     hole_density: float = 14.0          # non-expressing somata: dark holes in the neuropil, not ground truth
-    hole_darkness: tuple[float, float] = (0.3, 0.65)  # how much of the neuropil a hole removes at its centre
+    hole_darkness: tuple[float, float] = (0.4, 0.8)  # how much of the neuropil a hole removes at its centre
     out_of_focus_density: float = 2.0   # large blurred somata, not ground truth
     dendrite_density: float = 10.0      # active dendrite segments, not ground truth
     punctum_density: float = 20.0       # small active puncta (boutons), not ground truth
