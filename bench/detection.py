@@ -12,6 +12,8 @@
 A second table breaks recall down by how visible each ground-truth ROI is in the mean image: its contrast, the
 ROI's mean over the mean of a ring 1-4 px around it, minus 1 (measured on the noise-free mean image for synthetic
 planes, on the mean image itself for the real one). It shows which cells a model misses: the dim ones, or not.
+A third says what the false positives on synthetic planes are: how many lie on a non-expressing soma (a dark disk
+with no rim, not ground truth), the distractor a mean-image detector confuses with a ring-shaped cell.
 
 Several models can be compared (`--models a b`), e.g. the bundled mixed-data model against a synthetic-only one
 trained with `bin/train_model.py --output bench/out/synthetic_only` (no --real_dir; kept out of git). The generator's
@@ -39,8 +41,8 @@ sys.path.insert(0, str(REPO / "src"))
 
 from common import CONTRAST_BINS, contrast_bin_labels  # noqa: E402
 from ophys_extraction import segmentation, synthetic  # noqa: E402
-from ophys_extraction.metrics import (DetectionScores, found_rois, match_rois, mean_image_contrast,  # noqa: E402
-                                     pooled)
+from ophys_extraction.metrics import (DetectionScores, false_positives_on, found_rois, match_rois,  # noqa: E402
+                                     mean_image_contrast, pooled)
 from ophys_extraction.training import (DEMO_NOISE_LEVEL, HIGH_NOISE_LEVEL, SYNTH_EVAL_SEED0,  # noqa: E402
                                        load_for_eval, load_real_dir, mode_image)
 
@@ -51,18 +53,21 @@ DEFAULT_MODELS = [REPO / "assets" / "models" / segmentation.BUNDLED_MODEL, REPO 
 
 
 def synthetic_summaries(n_planes: int, size: int, noise: float, frames: int, fast: bool, tmp: Path):
-    """(summary images dict, ground-truth masks, contrast per ground-truth ROI) of fresh held-out planes."""
+    """(summary images dict, ground-truth masks, contrast per ground-truth ROI, non-expressing somata label image) of
+    fresh held-out planes."""
     for i in range(n_planes):
         seed = SYNTH_EVAL_SEED0 + 100 + i
         clean_mean, _, clean_masks = synthetic.make_training_image(seed, height=size, width=size, noise_level=0.0,
                                                                    n_frames=frames)
         contrast = mean_image_contrast(clean_mean, clean_masks)
+        holes = synthetic.simulate(synthetic.SyntheticSpec(height=size, width=size, n_frames=frames, seed=seed,
+                                                           noise_level=noise)).hole_masks
         if fast:
             mean, mx, masks = synthetic.make_training_image(seed, height=size, width=size, noise_level=noise,
                                                             n_frames=frames)
             images = {"meanImg": mean, "maxImg": mx, "max_mean_ratio": mode_image(mean, mx, 1),
                       "meanImgE": mode_image(mean, mx, 3)}
-            yield images, masks, contrast
+            yield images, masks, contrast, holes
             continue
         from ophys_extraction.cli.summary_images import main as summary_main
         spec = synthetic.SyntheticSpec(height=size, width=size, n_frames=frames, seed=seed, noise_level=noise)
@@ -73,15 +78,16 @@ def synthetic_summaries(n_planes: int, size: int, noise: float, frames: int, fas
         with h5py.File(summary, "r") as f:
             images = {name: f[name][()] for name in segmentation.SUMMARY_DATASETS}
         movie.unlink()
-        yield images, sim.masks, contrast
+        yield images, sim.masks, contrast, holes
 
 
 def score(model, image: np.ndarray, truth: np.ndarray,
-          ignore: np.ndarray | None = None) -> tuple[DetectionScores, np.ndarray]:
-    """(scores, found flag per ground-truth ROI) of the pipeline's default SEGMENT settings."""
+          ignore: np.ndarray | None = None) -> tuple[DetectionScores, np.ndarray, np.ndarray]:
+    """(scores, found flag per ground-truth ROI, predicted masks) of the pipeline's default SEGMENT settings."""
     params = segmentation.SegmentationParams()
     result = segmentation.segment_image(image, np.zeros_like(image), model, params, final_positions=False)
-    return match_rois(truth, result.masks, ignore=ignore), found_rois(truth, result.masks, ignore=ignore)
+    return (match_rois(truth, result.masks, ignore=ignore), found_rois(truth, result.masks, ignore=ignore),
+            result.masks)
 
 
 def contrast_row(contrast: np.ndarray, found: np.ndarray) -> list[str]:
@@ -112,27 +118,31 @@ def main(argv: list[str] | None = None) -> int:
     loaded = {m.name: load_for_eval(m) for m in models}
     rows: list[dict] = []
     by_contrast: list[tuple[str, str, str, int, list[str]]] = []
+    on_holes: list[tuple[str, str, str, int, int, int]] = []
     t0 = time.time()
 
     with tempfile.TemporaryDirectory(prefix="bench_detection_") as tmp:
         for noise in args.noise_levels:
             per = {(name, mode): [] for name in loaded for mode in args.modes}
             found = {(name, mode): [] for name in loaded for mode in args.modes}
+            false = {(name, mode): np.zeros(2, int) for name in loaded for mode in args.modes}
             contrasts = []
-            for images, truth, contrast in synthetic_summaries(args.n_planes, args.size, noise, args.frames,
-                                                               args.fast, Path(tmp)):
+            for images, truth, contrast, holes in synthetic_summaries(args.n_planes, args.size, noise, args.frames,
+                                                                      args.fast, Path(tmp)):
                 contrasts.append(contrast)
                 for mode in args.modes:
                     image, _ = segmentation.prepare_image(images, mode)
                     for name, model in loaded.items():
-                        scores, hits = score(model, image, truth)
+                        scores, hits, pred = score(model, image, truth)
                         per[name, mode].append(scores)
                         found[name, mode].append(hits)
+                        false[name, mode] += false_positives_on(truth, pred, holes)
             data = f"synthetic {args.n_planes}x{args.size}px" + (" (image path)" if args.fast else " (movie->summary)")
             for (name, mode), scores in per.items():
                 rows.append({"model": name, "data": data, "noise": noise, "mode": mode, **pooled(scores).as_dict()})
                 by_contrast.append((name, data, f"{noise:g}", mode,
                                     contrast_row(np.concatenate(contrasts), np.concatenate(found[name, mode]))))
+                on_holes.append((name, data, f"{noise:g}", mode, *map(int, false[name, mode])))
 
     if args.real_dir.is_dir():
         real = load_real_dir(args.real_dir, 0.25, 24)
@@ -142,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             image, truth, ignore = real.part("val", mode)
             contrast = mean_image_contrast(real.part("val", 2)[0], truth)
             for name, model in loaded.items():
-                scores, hits = score(model, image, truth, ignore)
+                scores, hits, _ = score(model, image, truth, ignore)
                 data = f"real validation ({real.name})"
                 rows.append({"model": name, "data": data, "noise": float("nan"), "mode": mode, **scores.as_dict()})
                 by_contrast.append((name, data, "", mode, contrast_row(contrast, hits)))
@@ -166,6 +176,13 @@ def main(argv: list[str] | None = None) -> int:
     print("-" * len(header))
     for name, data, noise, mode, cells in by_contrast:
         print(f"{name:{w}s} {data:34s} {noise:>5s} {mode:>4d} " + " ".join(f"{c:>11s}" for c in cells))
+    print("\nfalse positives on synthetic planes, and how many lie on a non-expressing soma (>= 30% of their pixels)")
+    header = f"{'model':{w}s} {'data':34s} {'noise':>5s} {'mode':>4s} {'false pos.':>10s} {'on soma':>8s} {'share':>6s}"
+    print(header)
+    print("-" * len(header))
+    for name, data, noise, mode, n_false, n_on in on_holes:
+        share = f"{n_on / n_false:6.2f}" if n_false else f"{'-':>6s}"
+        print(f"{name:{w}s} {data:34s} {noise:>5s} {mode:>4d} {n_false:10d} {n_on:8d} {share}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(rows, indent=2, default=float) + "\n")

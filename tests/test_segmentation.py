@@ -15,8 +15,8 @@ import torch
 from ophys_extraction import segmentation
 from ophys_extraction.cli.segment import main as segment_main
 from ophys_extraction.errors import EXIT_BAD_INPUT, run_cli
-from ophys_extraction.metrics import (core_ratio, dark_spot_density, found_rois, iou_matrix, match_rois,
-                                     mean_image_contrast, pooled, radial_profile)
+from ophys_extraction.metrics import (core_ratio, dark_spot_density, false_positives_on, found_rois, iou_matrix,
+                                     match_rois, mean_image_contrast, pooled, radial_profile)
 from ophys_extraction.segmentation import (IMAGE_MODES, SegmentationParams, mean_weights, prepare_image,
                                            relabel_sequential, spatial_highpass)
 from ophys_extraction.summary import enhanced_mean_image, max_mean_ratio
@@ -306,3 +306,16 @@ def test_dark_spot_density_counts_dark_spots_away_from_rois():
     labels[np.hypot(yy - 70, xx - 20) <= 5] = 1                         # one of them is an ROI
     assert dark_spot_density(img, labels, below=0.8) == pytest.approx(2.0)
     assert dark_spot_density(img, labels, below=0.1) == 0.0
+
+
+def test_false_positives_on_other_labels():
+    truth = np.zeros((20, 40), int)
+    truth[2:8, 2:8] = 1
+    holes = np.zeros_like(truth)
+    holes[2:8, 22:28] = 1
+    pred = np.zeros_like(truth)
+    pred[2:8, 2:8] = 5                     # a hit
+    pred[2:8, 23:29] = 7                   # a false positive on a hole
+    pred[12:18, 12:18] = 9                 # a false positive elsewhere
+    assert false_positives_on(truth, pred, holes) == (2, 1)
+    assert false_positives_on(truth, truth, holes) == (0, 0)

@@ -103,6 +103,19 @@ def found_rois(true_labels: np.ndarray, pred_labels: np.ndarray, iou_threshold: 
     return _matched(iou_matrix(true_labels, _drop_ignored(pred_labels, ignore)), iou_threshold)
 
 
+def false_positives_on(true_labels: np.ndarray, pred_labels: np.ndarray, other_labels: np.ndarray,
+                       min_overlap: float = 0.3) -> tuple[int, int]:
+    """(false positives, how many of them have at least `min_overlap` of their pixels on `other_labels` > 0): what a
+    detector's false positives are, e.g. the non-expressing somata of a synthetic plane."""
+    pred = _compact(pred_labels)
+    false = np.nonzero(~found_rois(pred, true_labels))[0] + 1
+    if not len(false):
+        return 0, 0
+    on_other = np.bincount(pred.ravel(), weights=(np.asarray(other_labels) > 0).ravel(), minlength=pred.max() + 1)
+    size = np.bincount(pred.ravel(), minlength=pred.max() + 1)
+    return int(len(false)), int(np.sum(on_other[false] >= min_overlap * size[false]))
+
+
 def mean_image_contrast(mean_img: np.ndarray, labels: np.ndarray, inner: int = 1, outer: int = 4) -> np.ndarray:
     """Per ROI (increasing label order): mean of the image inside the ROI over the mean of a ring `inner`..`outer`
     px outside it (ROI pixels of any ROI excluded), minus 1. How visible a soma is in a mean image: 0 = as bright as

@@ -102,6 +102,7 @@ class Simulation:
     source_traces: np.ndarray      # float32 (n_sources, T): baseline * (1 + dF/F) * drift
     drift: np.ndarray              # float32 (T,): photobleaching and slow drift, multiplies everything
     cells: dict[str, np.ndarray]   # per-cell parameters and activity (spikes, dff, baseline, ...)
+    hole_masks: np.ndarray         # int32 (H, W): the non-expressing somata (not ground truth), 1..n
 
     @property
     def n_cells(self) -> int:
@@ -366,8 +367,9 @@ def _neuropil_static(rng: np.random.Generator, spec: SyntheticSpec, vessels: np.
 
 
 def _build_scene(spec: SyntheticSpec) -> tuple[np.ndarray, sparse.csr_matrix, np.ndarray, dict[str, np.ndarray],
-                                                     list[str]]:
-    """Static part: (masks, footprints (n_sources, H*W), neuropil spatial (1+K, H*W), cell table, source kinds)."""
+                                                     list[str], np.ndarray]:
+    """Static part: (masks, footprints (n_sources, H*W), neuropil spatial (1+K, H*W), cell table, source kinds,
+    label image of the non-expressing somata)."""
     rng = _rng(spec.seed, _SCENE)
     frame = (spec.height, spec.width)
     illumination = _illumination(rng, frame)
@@ -415,7 +417,20 @@ def _build_scene(spec: SyntheticSpec) -> tuple[np.ndarray, sparse.csr_matrix, np
     static = _neuropil_static(rng, spec, vessels, hole_shapes, occupancy) * (1 - nucleus_dark) * illumination
     components = [np.exp(0.5 * _smooth_field(rng, frame, rng.uniform(0.1, 0.25) * max(frame))) for _ in range(3)]
     np_spatial = np.stack([static] + [static * c / c.mean() for c in components]).reshape(4, -1)
-    return masks, sources.matrix(illumination), np_spatial.astype(np.float32), cells, kinds
+    return masks, sources.matrix(illumination), np_spatial.astype(np.float32), cells, kinds, _hole_labels(hole_shapes,
+                                                                                                       frame)
+
+
+def _hole_labels(shapes: list[dict[str, Any]], frame: tuple[int, int]) -> np.ndarray:
+    """Label image (1..n) of the non-expressing somata's bodies (> 0.5) inside the frame (for scoring detectors:
+    a detection there is a dark disk taken for a cell)."""
+    h, w = frame
+    labels = np.zeros(frame, np.int32)
+    for label, shape in enumerate(shapes, start=1):
+        yy, xx, body = _soma_body(shape)
+        keep = (body > 0.5) & (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
+        labels[yy[keep], xx[keep]] = label
+    return labels
 
 
 # ------------------------------------------------------------------------------------------------------ temporal parts
@@ -482,13 +497,13 @@ def _drift(spec: SyntheticSpec) -> np.ndarray:
 
 def simulate(spec: SyntheticSpec) -> Simulation:
     """The scene and its activity for `spec` (everything but the noise)."""
-    masks, footprints, np_spatial, cells, kinds = _build_scene(spec)
+    masks, footprints, np_spatial, cells, kinds, hole_masks = _build_scene(spec)
     traces, fluct, activity = _activity(spec, kinds, cells.pop("baseline_rel"))
     drift = _drift(spec)
     cells.update(activity)
     np_temporal = np.vstack([drift, drift * fluct]).astype(np.float32)
     traces *= drift  # in place: for long movies this is the largest array
-    return Simulation(spec, masks, footprints, np_spatial, np_temporal, traces, drift, cells)
+    return Simulation(spec, masks, footprints, np_spatial, np_temporal, traces, drift, cells, hole_masks)
 
 
 # ------------------------------------------------------------------------------------------------------ rendering
