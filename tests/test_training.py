@@ -36,3 +36,10 @@ def test_best_offset_takes_the_highest_f1_and_breaks_ties_towards_no_shift():
                                                       (-0.5, 0.61))]
     assert best_offset(table) == -0.5                       # 0.61 twice (to 3 decimals): the smaller |offset|
     assert best_offset([{"offset": 1.0, "mean_f1": 0.3}, {"offset": -1.0, "mean_f1": 0.4}]) == -1.0
+
+
+def test_code_version_names_the_checkout_commit():
+    import re
+    from ophys_extraction.training import code_version
+    version = code_version()
+    assert version == "unknown" or re.fullmatch(r"[0-9a-f]{7,40}(\+changes)?", version), version

@@ -504,6 +504,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         "torch_version": torch.__version__,
         "python": platform.python_version(),
         "command_line": cfg.command_line,
+        "code_version": code_version(),
         "config": {k: (list(map(str, v)) if isinstance(v, tuple) else str(v) if isinstance(v, Path) else v)
                    for k, v in asdict(cfg).items() if k not in ("command_line",)},
         "data": {
@@ -543,6 +544,21 @@ def _f1s(scores: dict[str, Any]) -> list[float]:
     return [round(v["f1"], 3) for group in scores.values() for v in group.values()]
 
 
+def code_version() -> str:
+    """The repository commit the training code ran from ("+changes" if the work tree differed from it), so a model
+    can be traced to the generator that made its synthetic data; "unknown" outside a git checkout."""
+    import subprocess
+    repo = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return commit + ("+changes" if dirty else "")
+
+
 def _version(package: str) -> str:
     from importlib.metadata import version
     return version(package)
@@ -562,7 +578,7 @@ def _origin(record: dict[str, Any]) -> str:
 def human_readable(record: dict[str, Any]) -> str:
     lines = [f"Model {record['model']} ({record['precision']}, {record['model_bytes'] / 1e6:.1f} MB), "
              f"Cellpose {record['cellpose_version']}, torch {record['torch_version']}",
-             f"command: {record['command_line']}",
+             f"command: {record['command_line']} (code {record.get('code_version', 'unknown')})",
              f"trained from {_origin(record)} for {record['epochs']} epochs ({record['data']['patches_seen']} "
              f"patches) in {record['train_seconds']:.0f} s (total {record['total_seconds']:.0f} s); diam_mean "
              f"{record['diam_mean']:g}, diam_labels {record['diam_labels']:.2f}; cell-probability offset "
