@@ -21,7 +21,7 @@ from conftest import REPO
 REAL_DIR = REPO.parent / "shared" / "data" / "neurofinder-00xx-left"
 MODEL = REPO / "assets" / "models" / segmentation.BUNDLED_MODEL
 # A little below what the bundled model measured (see assets/models/ophys_cp3.training_log.json).
-MIN_RECALL = 0.55  # the committed model measured 0.585 (24 of 41) on this split (issue 7 target 0.6: not met yet)
+MIN_RECALL = 0.53  # the committed model measured 0.561 (23 of 41) on this split (issue 7 target 0.6: not met yet)
 
 
 @pytest.mark.skipif(not REAL_DIR.is_dir(), reason=f"real annotated data not available at {REAL_DIR}")
