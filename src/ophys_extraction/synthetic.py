@@ -8,9 +8,11 @@ with the number of frames:
     movie        = int16(signal + shot noise + read noise + offset)
 
 Everything is expressed in counts. The neuropil is attenuated, not removed, inside somata (`neuropil_coef`, ~0.7 as in
-real data), so neuropil correction matters. Distractors that are not cells: out-of-focus somata (large blurred
-blobs), active dendrite segments and puncta (boutons), plus static non-expressing somata ("holes") and blood vessels
-that darken the neuropil. Illumination falls off away from a random off-centre point (vignetting).
+real data), so neuropil correction matters; an excluded nucleus displaces a little more, so ring-shaped cells have
+cores as dark as the annotated real image's. Distractors that are not cells: out-of-focus somata (large blurred
+blobs), active dendrite segments and puncta (boutons), plus static non-expressing somata ("holes", as many and as
+dark as the real image's dark spots) and blood vessels that darken the neuropil. Illumination falls off away from a
+random off-centre point (vignetting).
 
 Determinism: the scene and activity come from RNG streams keyed by (seed, stream), the noise from one stream per fixed
 block of BLOCK frames keyed by (seed, block index), so the output is byte-identical for a given spec whatever the
@@ -417,8 +419,8 @@ def _build_scene(spec: SyntheticSpec) -> tuple[np.ndarray, sparse.csr_matrix, np
     static = _neuropil_static(rng, spec, vessels, hole_shapes, occupancy) * (1 - nucleus_dark) * illumination
     components = [np.exp(0.5 * _smooth_field(rng, frame, rng.uniform(0.1, 0.25) * max(frame))) for _ in range(3)]
     np_spatial = np.stack([static] + [static * c / c.mean() for c in components]).reshape(4, -1)
-    return masks, sources.matrix(illumination), np_spatial.astype(np.float32), cells, kinds, _hole_labels(hole_shapes,
-                                                                                                       frame)
+    hole_masks = _hole_labels(hole_shapes, frame)
+    return masks, sources.matrix(illumination), np_spatial.astype(np.float32), cells, kinds, hole_masks
 
 
 def _hole_labels(shapes: list[dict[str, Any]], frame: tuple[int, int]) -> np.ndarray:
