@@ -5,9 +5,10 @@ Prints, for the real development image (`../shared/data/neurofinder-00xx-left`) 
 at the demo defaults (noise-free mean images, so only the scene is compared), the median radial profile around
 the ground-truth ROIs (mean image at each distance from the ROI outline over its mean 5-9 px outside), the
 distribution of the ROIs' mean-image contrast and of their core's brightness (how dark a nucleus is), and how many
-dark spots (non-expressing somata, vessel cross-sections) lie away from the ROIs. Real two-photon somata (GCaMP, nucleus excluded) are mostly dim
-rings: a centre darker than the neuropil and a faint rim; a generator whose cells are bright blobs trains a
-detector that misses them.
+dark spots (non-expressing somata, vessel cross-sections) lie away from the ROIs. Real two-photon somata (GCaMP,
+nucleus excluded) are mostly dim rings: a centre darker than the neuropil and a faint rim; a generator whose cells
+are bright blobs trains a detector that misses them, and one without dark non-cells trains one that takes every
+dark disk for a cell.
 
     python bench/realism.py [--n_planes 4] [--size 256]
 """
