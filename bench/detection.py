@@ -60,17 +60,15 @@ def synthetic_summaries(n_planes: int, size: int, noise: float, frames: int, fas
         clean_mean, _, clean_masks = synthetic.make_training_image(seed, height=size, width=size, noise_level=0.0,
                                                                    n_frames=frames)
         contrast = mean_image_contrast(clean_mean, clean_masks)
-        holes = synthetic.simulate(synthetic.SyntheticSpec(height=size, width=size, n_frames=frames, seed=seed,
-                                                           noise_level=noise)).hole_masks
+        spec = synthetic.SyntheticSpec(height=size, width=size, n_frames=frames, seed=seed, noise_level=noise)
         if fast:
             mean, mx, masks = synthetic.make_training_image(seed, height=size, width=size, noise_level=noise,
                                                             n_frames=frames)
             images = {"meanImg": mean, "maxImg": mx, "max_mean_ratio": mode_image(mean, mx, 1),
                       "meanImgE": mode_image(mean, mx, 3)}
-            yield images, masks, contrast, holes
+            yield images, masks, contrast, synthetic.simulate(spec).hole_masks
             continue
         from ophys_extraction.cli.summary_images import main as summary_main
-        spec = synthetic.SyntheticSpec(height=size, width=size, n_frames=frames, seed=seed, noise_level=noise)
         movie, summary = tmp / f"plane{i}.h5", tmp / f"summary{i}.h5"
         sim = synthetic.write_movie(movie, spec)
         assert summary_main(["--movie", str(movie), "--output", str(summary),
@@ -78,7 +76,7 @@ def synthetic_summaries(n_planes: int, size: int, noise: float, frames: int, fas
         with h5py.File(summary, "r") as f:
             images = {name: f[name][()] for name in segmentation.SUMMARY_DATASETS}
         movie.unlink()
-        yield images, sim.masks, contrast, holes
+        yield images, sim.masks, contrast, sim.hole_masks
 
 
 def score(model, image: np.ndarray, truth: np.ndarray,
