@@ -15,6 +15,12 @@ planes, on the mean image itself for the real one). It shows which cells a model
 A third says what the false positives on synthetic planes are: how many lie on a non-expressing soma (a dark disk
 with no rim, not ground truth), the distractor a mean-image detector confuses with a ring-shaped cell.
 
+`--sizes` prints instead the table of issue 14: held-out synthetic planes of each appearance family
+(`synthetic.FAMILIES`; "bright_ring" is held out of training) at cell diameters of 7, 10, 14 and 20 px (size bins
+6-8.5, 8.5-12, 12-17, 17-24 px), densities up to ~300 cells per 256 x 256 plane, segmented as the pipeline does by
+default (`--diameter 0`: estimated) and at the true diameter; P / R / F1 of each, and the estimated against the true
+diameter (Cellpose's median equivalent-disk diameter of the ground-truth masks). The real validation split follows.
+
 Several models can be compared (`--models a b`), e.g. the bundled mixed-data model against a synthetic-only one
 trained with `bin/train_model.py --output bench/out/synthetic_only` (no --real_dir; kept out of git). The generator's
 before/after on real data: train the same way with the generator as it was before commit ed26471 (bright blobs) first
@@ -22,6 +28,7 @@ on the path, e.g. a copy of `src/` with `git show ed26471^:src/ophys_extraction/
 into `bench/out/synthetic_only_oldgen`, and compare the two here (always on the current generator's planes).
 
     python bench/detection.py [--models assets/models/ophys_cp3 bench/out/synthetic_only] [--fast]
+    python bench/detection.py --sizes [--n_planes 2] [--families realistic bright_ring]
 """
 
 from __future__ import annotations
@@ -43,8 +50,10 @@ from common import CONTRAST_BINS, contrast_bin_labels  # noqa: E402
 from ophys_extraction import segmentation, synthetic  # noqa: E402
 from ophys_extraction.metrics import (DetectionScores, false_positives_on, found_rois, match_rois,  # noqa: E402
                                      mean_image_contrast, pooled)
-from ophys_extraction.training import (DEMO_NOISE_LEVEL, HIGH_NOISE_LEVEL, SYNTH_EVAL_SEED0,  # noqa: E402
-                                       load_for_eval, load_real_dir, mode_image)
+from ophys_extraction.rois import median_mask_diameter  # noqa: E402
+from ophys_extraction.training import (DEMO_NOISE_LEVEL, HELDOUT_FAMILY, HIGH_NOISE_LEVEL,  # noqa: E402
+                                       SYNTH_EVAL_SEED0, load_for_eval, load_real_dir, mode_image, plane_fields,
+                                       synthetic_plane)
 
 REAL_DIR = REPO.parent / "shared" / "data" / "neurofinder-00xx-left"
 DEFAULT_MODELS = [REPO / "assets" / "models" / segmentation.BUNDLED_MODEL, REPO / "bench" / "out" / "synthetic_only"]
@@ -88,6 +97,48 @@ def score(model, image: np.ndarray, truth: np.ndarray,
             result.masks)
 
 
+# Size bins of issue 14, each measured at its centre diameter; cells cover ~25% of the field (capped at ~300 cells per
+# 256 x 256 px), as in dense two-photon fields of view.
+SIZE_BINS = {7.0: "6-8.5", 10.0: "8.5-12", 14.0: "12-17", 20.0: "17-24"}
+SIZE_COVERAGE = 0.25
+
+
+def size_table(loaded: dict, families: list[str], n_planes: int, size: int, noise: float) -> None:
+    """Per model, family and size bin: scores at the estimated diameter (the pipeline's default) and at the true
+    one, and the estimate's error (median over planes of estimated / true - 1, and the largest |error|)."""
+    params = segmentation.SegmentationParams()
+    header = (f"{'model':14s} {'family':17s} {'size px':>7s} {'true d':>6s} {'est. d':>6s} {'error':>6s} "
+              f"{'max|err|':>8s} {'P':>5s} {'R':>5s} {'F1':>5s}  {'P':>5s} {'R':>5s} {'F1':>5s}  TP/true/pred (est.)")
+    print(f"\nheld-out synthetic planes, {n_planes} per cell, {size}x{size} px, noise {noise:g}, mean image: "
+          "at the estimated diameter (--diameter 0) | at the true diameter")
+    print(header)
+    print("-" * len(header))
+    for name, model in loaded.items():
+        for family in families:
+            for k, (centre, label) in enumerate(SIZE_BINS.items()):
+                est, oracle, true_d, est_d = [], [], [], []
+                for i in range(n_planes):
+                    plane = synthetic_plane(SYNTH_EVAL_SEED0 + 200 + 10 * k + i, size, noise, vary=False,
+                                            **plane_fields(centre, SIZE_COVERAGE, family))
+                    truth = median_mask_diameter(plane.masks)
+                    result = segmentation.segment_image(plane.mean, np.zeros_like(plane.mean), model, params,
+                                                        final_positions=False)
+                    at_truth = segmentation.segment_image(
+                        plane.mean, np.zeros_like(plane.mean), model,
+                        segmentation.SegmentationParams(diameter=truth), final_positions=False)
+                    est.append(match_rois(plane.masks, result.masks))
+                    oracle.append(match_rois(plane.masks, at_truth.masks))
+                    true_d.append(truth)
+                    est_d.append(result.attrs["diameter_used"])
+                a, b = pooled(est), pooled(oracle)
+                err = np.array(est_d) / np.array(true_d) - 1
+                tag = family + (" (held out)" if family == HELDOUT_FAMILY else "")
+                print(f"{name[:14]:14s} {tag[:17]:17s} {label:>7s} {np.median(true_d):6.1f} {np.median(est_d):6.1f} "
+                      f"{np.median(err):+6.0%} {np.abs(err).max():8.0%} {a.precision:5.2f} {a.recall:5.2f} "
+                      f"{a.f1:5.2f}  {b.precision:5.2f} {b.recall:5.2f} {b.f1:5.2f}  "
+                      f"{a.true_positives}/{a.n_true}/{a.n_pred}", flush=True)
+
+
 def contrast_row(contrast: np.ndarray, found: np.ndarray) -> list[str]:
     cells = []
     for lo, hi in CONTRAST_BINS:
@@ -108,6 +159,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--real_dir", type=Path, default=REAL_DIR)
     parser.add_argument("--fast", action="store_true", help="synthetic summary images without rendering movies")
     parser.add_argument("--json", type=Path, default=None, help="also write the table as JSON")
+    parser.add_argument("--sizes", action="store_true",
+                        help="the per-family, per-size table at the estimated and the true diameter (then the real "
+                             "validation split), instead of the per-mode tables")
+    parser.add_argument("--families", nargs="+", default=list(synthetic.FAMILIES), choices=list(synthetic.FAMILIES))
     args = parser.parse_args(argv)
 
     import torch
@@ -119,6 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     on_holes: list[tuple[str, str, str, int, int, int]] = []
     t0 = time.time()
 
+    if args.sizes:
+        size_table(loaded, args.families, args.n_planes, args.size, args.noise_levels[0])
+        args.modes, args.noise_levels = [2], []
     with tempfile.TemporaryDirectory(prefix="bench_detection_") as tmp:
         for noise in args.noise_levels:
             per = {(name, mode): [] for name in loaded for mode in args.modes}

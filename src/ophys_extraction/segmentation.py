@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
+from ophys_extraction import sizing
 from ophys_extraction.errors import InputError
 
 # --anatomical_only -> (summary.h5 dataset segmented, description). Modes 1-4 are suite2p's.
@@ -48,7 +49,7 @@ _FIRST_CONV = "downsample.down.res_down_0.conv.conv_0.2.weight"
 @dataclass(frozen=True)
 class SegmentationParams:
     anatomical_only: int = DEFAULT_MODE
-    diameter: float = 0.0            # 0: let Cellpose decide (size model for built-ins, the model's own otherwise)
+    diameter: float = 0.0            # 0: estimated from the plane's image (sizing.py)
     cellprob_threshold: float = 0.0
     flow_threshold: float = 1.5
     spatial_hp_cp: float = 0.0
@@ -162,7 +163,8 @@ def resolve_model(spec: str) -> ModelSpec:
     if nchan != 2:
         raise InputError(spec, f"cannot be loaded as a Cellpose model for this step: it takes {nchan} input "
                                "channel(s), Cellpose 3 grayscale models take 2")
-    return ModelSpec(spec, path, None, nchan)
+    size = sizing.size_model_file(path)
+    return ModelSpec(spec, path, None, nchan, size if size.is_file() else None)
 
 
 def _check_state_dict(path: Path, strict: bool = True) -> int:
@@ -209,7 +211,7 @@ class LoadedModel:
     device: Any
     diam_mean: float
     diam_labels: float
-    size_model: Any = None          # cellpose.models.SizeModel for built-ins that have one
+    size_model: sizing.SizeModel | None = None
 
 
 def load_model(spec: ModelSpec, device: Any) -> LoadedModel:
@@ -224,8 +226,7 @@ def load_model(spec: ModelSpec, device: Any) -> LoadedModel:
     except Exception as err:  # noqa: BLE001 - shape mismatches etc. all mean "not a usable model"
         raise InputError(spec.path, f"cannot be loaded as a Cellpose model ({type(err).__name__}: {err})"
                          .splitlines()[0]) from None
-    size = models.SizeModel(cp_model=net, device=device, pretrained_size=str(spec.size_model)) \
-        if spec.size_model is not None else None
+    size = sizing.SizeModel.load(spec.size_model) if spec.size_model is not None else None
     return LoadedModel(spec, net, device, float(net.diam_mean), float(net.diam_labels), size)
 
 
@@ -279,18 +280,27 @@ def final_locations(dP: np.ndarray, cellprob: np.ndarray, cellprob_threshold: fl
     return locations
 
 
-def choose_diameter(model: LoadedModel, image: np.ndarray, diameter: float) -> tuple[float, str]:
-    """(diameter Cellpose will use, how it was chosen). 0 means: the size model's estimate for a built-in model that
-    has one, else the model's own size (Cellpose 3 rescales a custom model by diam_mean / diam_labels, i.e. it
-    segments at diameter = diam_labels; built-ins without a size model at diam_mean)."""
-    if diameter > 0:
-        return float(diameter), "given"
+def choose_diameter(model: LoadedModel, image: np.ndarray, params: SegmentationParams) -> tuple[float, str]:
+    """(diameter Cellpose will use, how it was obtained). `--diameter 0` is estimated from this image for every
+    model (sizing.py): by the model's size model where it has one, else by a scan over candidate diameters."""
+    if params.diameter > 0:
+        return float(params.diameter), "given"
+
+    def masks_at(diameter: float) -> np.ndarray:
+        return model.net.eval(image, channels=[0, 0], diameter=diameter, cellprob_threshold=params.cellprob_threshold,
+                              flow_threshold=params.flow_threshold)[0]
+
     if model.size_model is not None:
-        diam, _ = model.size_model.eval(image, channels=[0, 0])
-        return float(np.asarray(diam).ravel()[0]), "estimated by the Cellpose size model"
-    if model.spec.builtin is None:
-        return model.diam_labels, "the model's mean training ROI diameter (diam_labels)"
-    return model.diam_mean, "the built-in model's diam_mean (no size model file)"
+        # The style at the network's own scale (rescale 1), as cellpose.train.train_size fits the regression.
+        style = model.net.eval(image, channels=[0, 0], diameter=model.diam_mean, compute_masks=False)[-1]
+        from_style = model.size_model.predict(style)
+        diameter = sizing.refine(masks_at, from_style)
+        return diameter, (f"estimated: size model {from_style:.1f} px, median mask diameter at that size "
+                          f"{diameter:.1f} px")
+    diameter, counts = sizing.scan(masks_at)
+    found = ", ".join(f"{c:g}: {n}" for c, n in counts.items())
+    return diameter, (f"estimated without a size model: most cells at the candidate diameters ({found}), median "
+                      f"mask diameter there {diameter:.1f} px")
 
 
 def segment_image(image: np.ndarray, weights: np.ndarray, model: LoadedModel,
@@ -303,7 +313,7 @@ def segment_image(image: np.ndarray, weights: np.ndarray, model: LoadedModel,
     image = np.asarray(image, np.float32)
     if image.ndim != 2:
         raise ValueError(f"image must be 2-D, got shape {image.shape}")
-    diameter, diameter_source = choose_diameter(model, image, params.diameter)
+    diameter, diameter_source = choose_diameter(model, image, params)
     if params.spatial_hp_cp > 0:
         image = spatial_highpass(image, diameter, params.spatial_hp_cp)
     masks, flows, styles = model.net.eval(

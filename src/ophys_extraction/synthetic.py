@@ -55,6 +55,8 @@ class SyntheticSpec:
     cell_diameter_mean: float = 10.0    # px; real somata at ~1 um/px are 8-18 px
     cell_diameter_sd: float = 2.0
     nucleus_fraction: float = 0.75      # fraction of cells with a dark (excluded) nucleus: ring-shaped
+    ring_brightness: float = 0.4        # median baseline of ring cells (dark nucleus), x the neuropil level
+    filled_brightness: float = 1.6      # median baseline of nucleus-filled cells, x the neuropil level
     nucleus_neuropil_loss: tuple[float, float] = (0.1, 0.4)  # neuropil a nucleus displaces beyond neuropil_coef
     hole_density: float = 14.0          # non-expressing somata: dark holes in the neuropil, not ground truth
     hole_darkness: tuple[float, float] = (0.4, 0.8)  # how much of the neuropil a hole removes at its centre
@@ -80,7 +82,8 @@ class SyntheticSpec:
         for name in ("height", "width", "n_frames"):
             if getattr(self, name) < 1:
                 raise InputError(f"--{name}", f"must be >= 1, got {getattr(self, name)}")
-        for name in ("frame_rate", "cell_diameter_mean", "background", "brightness", "gain"):
+        for name in ("frame_rate", "cell_diameter_mean", "background", "brightness", "gain", "ring_brightness",
+                     "filled_brightness"):
             if not getattr(self, name) > 0:
                 raise InputError(f"--{name}", f"must be > 0, got {getattr(self, name)}")
         if self.noise_level < 0:
@@ -90,6 +93,25 @@ class SyntheticSpec:
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+
+# Appearance families: how the somata look in the mean image (SyntheticSpec fields each sets). "realistic" is the
+# generator's default mix, matched to the annotated Neurofinder image (bench/realism.py); the others isolate one
+# look each, so detection can be scored per look and a family can be held out of training.
+FAMILIES: dict[str, dict[str, Any]] = {
+    "realistic": {},                                                     # 75% dim rings, 25% bright filled somata
+    "bright_filled": {"nucleus_fraction": 0.0},                          # bright somata, nucleus filled
+    "bright_ring": {"nucleus_fraction": 1.0, "ring_brightness": 1.6},    # bright rim, dark nucleus
+    "dim_ring": {"nucleus_fraction": 1.0},                               # faint rim, dark nucleus (most real cells)
+    "blob_distractors": {"out_of_focus_density": 10.0},                  # realistic cells among many out-of-focus
+}                                                                        # blobs, which are not cells
+
+
+def family_fields(family: str) -> dict[str, Any]:
+    """SyntheticSpec fields of an appearance family (`FAMILIES`)."""
+    if family not in FAMILIES:
+        raise InputError("--family", f"must be one of {', '.join(FAMILIES)}, got {family!r}")
+    return dict(FAMILIES[family])
 
 
 @dataclass
@@ -401,7 +423,8 @@ def _build_scene(spec: SyntheticSpec) -> tuple[np.ndarray, sparse.csr_matrix, np
         # Nucleus-filled cells are the brightest in real data. Most cells are rings: a nucleus darker than the
         # neuropil around them and a faint rim. Levels set so the median radial profile around the ROIs
         # (bench/realism.py) follows the annotated Neurofinder image's: centre ~0.85, rim ~1.07 x the surroundings.
-        "baseline_rel": rng.lognormal(np.where(nucleus, np.log(0.4), np.log(1.6)), 0.5).astype(np.float32),
+        "baseline_rel": rng.lognormal(np.where(nucleus, np.log(spec.ring_brightness), np.log(spec.filled_brightness)),
+                                      0.5).astype(np.float32),
     }
     kinds = ["cell"] * len(kept)
     for _ in range(_count(spec.out_of_focus_density, frame)):
@@ -705,6 +728,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n_cells", type=int, default=None, help="cells per plane (default: from --cell_density)")
     parser.add_argument("--cell_density", type=float, default=SyntheticSpec.cell_density, help="cells per 10^4 px")
     parser.add_argument("--cell_diameter", type=float, default=SyntheticSpec.cell_diameter_mean, help="mean, px")
+    parser.add_argument("--family", choices=list(FAMILIES), default="realistic",
+                        help="how the somata look (appearance family)")
     parser.add_argument("--neuropil_strength", type=float, default=SyntheticSpec.neuropil_strength)
     parser.add_argument("--offset", type=float, default=SyntheticSpec.offset)
     parser.add_argument("--shot_noise", choices=("poisson", "gaussian"), default=SyntheticSpec.shot_noise,
@@ -715,7 +740,7 @@ def main(argv: list[str] | None = None) -> int:
                            height=args.height, width=args.width, frame_rate=args.frame_rate,
                            noise_level=args.noise_level, n_cells=args.n_cells, cell_density=args.cell_density,
                            cell_diameter_mean=args.cell_diameter, neuropil_strength=args.neuropil_strength,
-                           offset=args.offset, shot_noise=args.shot_noise)
+                           offset=args.offset, shot_noise=args.shot_noise, **family_fields(args.family))
     for movie in movies:
         print(movie)
     return 0

@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import platform
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -38,6 +39,7 @@ from scipy.ndimage import gaussian_filter
 
 from ophys_extraction.errors import InputError
 from ophys_extraction.metrics import DetectionScores, match_rois, pooled
+from ophys_extraction.sizing import size_model_file
 
 SYNTH_TRAIN_SEED0 = 10_000          # training planes: seeds 10_000, 10_001, ...
 SYNTH_EVAL_SEED0 = 900_000          # held-out planes (evaluation, bench, tests): 900_000, ...
@@ -76,9 +78,29 @@ class SyntheticPlane:
     params: dict[str, float]
 
 
-def synthetic_plane(seed: int, size: int, noise_level: float | None = None, vary: bool = True) -> SyntheticPlane:
-    """One synthetic plane. `vary`: draw noise, brightness, cell size and density from the seed (training);
-    otherwise the generator's defaults at `noise_level` (evaluation at the demo noise level)."""
+# Training planes span the sizes of two-photon somata in pixels (6-24 px: rigs, zooms and mesoscopes differ ~2x
+# either way) and every appearance family but one: "bright_ring" is held out, so scores on it measure generalisation.
+TRAIN_DIAMETERS = (6.0, 24.0)
+TRAIN_FAMILIES = ("realistic", "bright_filled", "dim_ring", "blob_distractors")
+HELDOUT_FAMILY = "bright_ring"
+# Densest plane: ~300 cells per 256 x 256 px.
+MAX_CELL_DENSITY = 46.0
+
+
+def plane_fields(diameter: float, coverage: float, family: str = "realistic") -> dict[str, Any]:
+    """synthetic.SyntheticSpec fields of a plane whose somata have this mean diameter (sd 15%) and cover about this
+    fraction of the field (density capped at MAX_CELL_DENSITY), in this appearance family."""
+    from ophys_extraction.synthetic import family_fields
+    density = min(MAX_CELL_DENSITY, coverage * 1e4 / (np.pi / 4 * diameter**2))
+    return {"cell_diameter_mean": float(diameter), "cell_diameter_sd": 0.15 * float(diameter),
+            "cell_density": float(density), **family_fields(family)}
+
+
+def synthetic_plane(seed: int, size: int, noise_level: float | None = None, vary: bool = True,
+                    **fields: Any) -> SyntheticPlane:
+    """One synthetic plane. `vary`: draw noise, brightness, cell size (log-uniform over TRAIN_DIAMETERS), coverage,
+    appearance family (TRAIN_FAMILIES) and movie length from the seed (training); otherwise the generator's defaults
+    at `noise_level` (evaluation at the demo noise level), with `fields` (SyntheticSpec fields) on top."""
     from ophys_extraction.synthetic import make_training_image
     params: dict[str, Any] = {}
     if vary:
@@ -86,12 +108,13 @@ def synthetic_plane(seed: int, size: int, noise_level: float | None = None, vary
         params = {
             "noise_level": float(rng.uniform(0.4, 2.6)) if noise_level is None else noise_level,
             "brightness": float(rng.uniform(0.6, 1.5)),
-            "cell_diameter_mean": float(rng.uniform(8.5, 13.0)),
-            "cell_density": float(rng.uniform(8.0, 22.0)),
             "n_frames": int(rng.choice([300, 600, 1200, 2400])),
+            **plane_fields(float(np.exp(rng.uniform(*np.log(TRAIN_DIAMETERS)))), float(rng.uniform(0.1, 0.35)),
+                           str(rng.choice(TRAIN_FAMILIES))),
         }
     else:
         params = {"noise_level": DEMO_NOISE_LEVEL if noise_level is None else noise_level}
+    params.update(fields)
     mean, mx, masks = make_training_image(seed, height=size, width=size, **params)
     return SyntheticPlane(seed, mean, mx, masks.astype(np.int32), params)
 
@@ -215,6 +238,21 @@ def load_image_pairs(images: list[Path], masks: list[Path], mode: int, val_fract
 
 # ---------------------------------------------------------------------------------------------- augmentation
 
+# Annotated images are also seen zoomed (copy c at REAL_SCALES[c % 4]): their somata (~9 px in the Neurofinder image)
+# then span 6-19 px, as on other rigs and zooms.
+REAL_SCALES = (1.0, 0.7, 1.4, 2.0)
+
+
+def rescale_pair(image: np.ndarray, labels: np.ndarray, factor: float) -> tuple[np.ndarray, np.ndarray]:
+    """An image (linear interpolation) and its label image (nearest, labels kept 1..n) zoomed by `factor`."""
+    if factor == 1.0:
+        return image, labels
+    from scipy.ndimage import zoom
+    from ophys_extraction.segmentation import relabel_sequential
+    return (zoom(image, factor, order=1).astype(np.float32),
+            relabel_sequential(zoom(labels, factor, order=0, mode="nearest")))
+
+
 def normalize01(img: np.ndarray) -> np.ndarray:
     p1, p99 = np.percentile(img, 1), np.percentile(img, 99)
     return ((img - p1) / max(p99 - p1, 1e-6)).astype(np.float32)
@@ -285,6 +323,7 @@ class TrainConfig:
     threads: int = 2
     half: bool = True
     calibrate: bool = True
+    size_epochs: int = 10            # size model: epochs of up to SIZE_PATCHES_PER_EPOCH patches
     init_model: Path | None = None   # start from these weights (None: from scratch)
     command_line: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -384,6 +423,64 @@ def evaluate(model_path: Path, cfg: TrainConfig, annotated: list[AnnotatedImage]
     return out
 
 
+def load_annotated(cfg: TrainConfig) -> list[AnnotatedImage]:
+    """The annotated images of `cfg`, split, each checked to have an image for every mode trained."""
+    annotated = [load_real_dir(Path(d), cfg.val_fraction, cfg.gap) for d in cfg.real_dirs]
+    annotated += load_image_pairs([Path(p) for p in cfg.images], [Path(p) for p in cfg.masks], cfg.modes[0],
+                                  cfg.val_fraction, cfg.gap)
+    for item in annotated:
+        missing = [m for m in cfg.modes if m not in item.images]
+        if missing and not (len(cfg.images) and item.name in {Path(p).stem for p in cfg.images}):
+            raise InputError(item.name, f"has no image for mode(s) {missing} (needs max.npy)")
+    return annotated
+
+
+def training_data(cfg: TrainConfig, annotated: list[AnnotatedImage]
+                  ) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
+    """(images, label images, is-annotated flag per image): the synthetic training planes, then `cfg.copies`
+    versions of each annotated image's training part (zoomed by REAL_SCALES, intensity-augmented but the first)."""
+    log.info("rendering %d synthetic training planes (%dx%d, seeds %d..%d)", cfg.n_synthetic, cfg.synthetic_size,
+             cfg.synthetic_size, SYNTH_TRAIN_SEED0, SYNTH_TRAIN_SEED0 + cfg.n_synthetic - 1)
+    data: list[np.ndarray] = []
+    labels: list[np.ndarray] = []
+    for i in range(cfg.n_synthetic):
+        plane = synthetic_plane(SYNTH_TRAIN_SEED0 + i, cfg.synthetic_size)
+        data.append(mode_image(plane.mean, plane.max, cfg.modes[i % len(cfg.modes)]))
+        labels.append(plane.masks)
+    n_synthetic = len(data)
+    rng = np.random.default_rng([cfg.seed, 11])
+    for item in annotated:
+        modes = [m for m in cfg.modes if m in item.images]
+        for c in range(cfg.copies):
+            img, lab, _ = item.part("train", modes[c % len(modes)])
+            img, lab = rescale_pair(img, lab, REAL_SCALES[c % len(REAL_SCALES)])
+            data.append(augment_intensity(img, rng) if c else img.astype(np.float32))
+            labels.append(lab)
+        log.info("annotated %s: %d training copies at scales %s; split %s", item.name, cfg.copies, REAL_SCALES,
+                 item.describe())
+    return data, labels, np.arange(len(data)) >= n_synthetic
+
+
+# Size model fitting: patches of Cellpose's evaluation tile size (224 px), so a style seen in training is one seen
+# when a plane is segmented.
+SIZE_PATCH = 224
+SIZE_PATCHES_PER_EPOCH = 256
+
+
+def train_size_model(net: Any, model_file: Path, data: list[np.ndarray], labels: list[np.ndarray],
+                     cfg: TrainConfig) -> Path:
+    """Fit Cellpose's size model of a trained network (`cellpose.train.train_size`: styles of random patches of the
+    training images at random scales 0.5-1.5x, regressed on their log median cell diameter) and write it beside the
+    model file (`sizing.size_model_file`). Every training image counts alike: the size model must cover the sizes,
+    not the mix the network was trained on."""
+    from cellpose import train as cp_train
+    np.random.seed(cfg.seed)
+    cp_train.train_size(net, str(model_file), train_data=data, train_labels=labels, channels=[0, 0],
+                        normalize=True, min_train_masks=1, batch_size=cfg.batch_size, bsize=SIZE_PATCH,
+                        nimg_per_epoch=min(len(data), SIZE_PATCHES_PER_EPOCH), n_epochs=cfg.size_epochs)
+    return size_model_file(model_file)
+
+
 def train(cfg: TrainConfig) -> dict[str, Any]:
     """Train, evaluate, save `cfg.output` (+ .training_log.json / .txt). Returns the log."""
     import torch
@@ -396,14 +493,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     t_start = time.time()
     cfg.output.parent.mkdir(parents=True, exist_ok=True)
 
-    # Annotated images first (cheap checks before the slow parts).
-    annotated = [load_real_dir(Path(d), cfg.val_fraction, cfg.gap) for d in cfg.real_dirs]
-    annotated += load_image_pairs([Path(p) for p in cfg.images], [Path(p) for p in cfg.masks], cfg.modes[0],
-                                  cfg.val_fraction, cfg.gap)
-    for item in annotated:
-        missing = [m for m in cfg.modes if m not in item.images]
-        if missing and not (len(cfg.images) and item.name in {Path(p).stem for p in cfg.images}):
-            raise InputError(item.name, f"has no image for mode(s) {missing} (needs max.npy)")
+    annotated = load_annotated(cfg)  # cheap checks before the slow parts
 
     init_log = None
     if cfg.init_model:
@@ -418,33 +508,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         init_log = json.loads(init_log_path.read_text()) if init_log_path.is_file() else None
     else:
         net = models.CellposeModel(gpu=False, pretrained_model=False, diam_mean=cfg.diam_mean, nchan=2)
-    log.info("rendering %d synthetic training planes (%dx%d, seeds %d..%d)", cfg.n_synthetic, cfg.synthetic_size,
-             cfg.synthetic_size, SYNTH_TRAIN_SEED0, SYNTH_TRAIN_SEED0 + cfg.n_synthetic - 1)
-    data: list[np.ndarray] = []
-    labels: list[np.ndarray] = []
-    source: list[str] = []
-    synth_params = []
-    for i in range(cfg.n_synthetic):
-        plane = synthetic_plane(SYNTH_TRAIN_SEED0 + i, cfg.synthetic_size)
-        synth_params.append(plane.params)
-        mode = cfg.modes[i % len(cfg.modes)]
-        data.append(mode_image(plane.mean, plane.max, mode))
-        labels.append(plane.masks)
-        source.append("synthetic")
-
-    rng = np.random.default_rng([cfg.seed, 11])
-    for item in annotated:
-        modes = [m for m in cfg.modes if m in item.images]
-        for c in range(cfg.copies):
-            mode = modes[c % len(modes)]
-            img, lab, _ = item.part("train", mode)
-            data.append(augment_intensity(img, rng) if c else img.astype(np.float32))
-            labels.append(lab)
-            source.append("annotated")
-        log.info("annotated %s: %d training copies of %s (%d ROIs); split %s", item.name, cfg.copies,
-                 "x".join(map(str, img.shape)), int(lab.max()), item.describe())
-
-    is_real = np.array([s == "annotated" for s in source])
+    data, labels, is_real = training_data(cfg, annotated)
     probs = np.ones(len(data))
     if is_real.any() and (~is_real).any():
         probs[is_real] = cfg.real_share / is_real.sum()
@@ -466,7 +530,10 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     train_seconds = time.time() - t_train
     full = Path(model_file)
     diam_labels = float(net.net.diam_labels.item())
-    log.info("trained in %.0f s; diam_labels %.2f; evaluating", train_seconds, diam_labels)
+    log.info("trained in %.0f s; diam_labels %.2f; fitting the size model", train_seconds, diam_labels)
+    t_size = time.time()
+    size_file = train_size_model(net.net, full, data, labels, cfg)
+    size_seconds = time.time() - t_size
 
     offset, calibration = 0.0, []
     if cfg.calibrate:
@@ -475,20 +542,18 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         if offset:
             _shift_cellprob_bias(full, full, offset)
     scores = evaluate(full, cfg, annotated)
-    precision = "float32"
-    final_scores = scores
+    precision, final_scores, keep = "float32", scores, full
     if cfg.half:
         half = full.with_name(full.name + ".half")
         _to_half(full, half)
+        shutil.copyfile(size_file, size_model_file(half))
         half_scores = evaluate(half, cfg, annotated)
         if _f1s(half_scores) == _f1s(scores):
-            precision, final_scores = "float16", half_scores
-            half.replace(cfg.output)
+            precision, final_scores, keep = "float16", half_scores, half
         else:
             log.info("float16 copy changes F1 (%s vs %s): keeping float32", _f1s(half_scores), _f1s(scores))
-            full.replace(cfg.output)
-    else:
-        full.replace(cfg.output)
+    keep.replace(cfg.output)
+    size_model_file(keep).replace(size_model_file(cfg.output))
     for leftover in work.rglob("*"):
         if leftover.is_file():
             leftover.unlink()
@@ -523,6 +588,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         "diam_labels": diam_labels,
         "epochs": cfg.n_epochs,
         "train_seconds": round(train_seconds, 1),
+        "size_model": size_model_file(cfg.output).name,
+        "size_model_seconds": round(size_seconds, 1),
         "total_seconds": round(time.time() - t_start, 1),
         "final_train_loss": float(train_losses[-1]),
         "cellprob_offset": offset,
@@ -538,6 +605,22 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     cfg.output.with_name(cfg.output.name + ".training_log.txt").write_text(human_readable(record))
     print(human_readable(record))
     return record
+
+
+def add_size_model(cfg: TrainConfig, model_file: Path) -> Path:
+    """Fit and write the size model of an existing model file (one trained before size models were, or by other
+    means) on the training data `cfg` describes; the network itself is not changed."""
+    import torch
+    from cellpose import models
+    _setup_logging()
+    torch.set_num_threads(cfg.threads)
+    annotated = load_annotated(cfg)
+    net = models.CellposeModel(gpu=False, pretrained_model=str(model_file), nchan=2)
+    data, labels, _ = training_data(cfg, annotated)
+    t0 = time.time()
+    path = train_size_model(net.net, model_file, data, labels, cfg)
+    log.info("size model of %s fitted on %d images in %.0f s -> %s", model_file, len(data), time.time() - t0, path)
+    return path
 
 
 def _f1s(scores: dict[str, Any]) -> list[float]:

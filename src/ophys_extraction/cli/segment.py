@@ -31,8 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--anatomical_only", type=int, default=DEFAULT_MODE, choices=sorted(IMAGE_MODES),
                         help=f"image to segment: {modes}")
     parser.add_argument("--diameter", type=float, default=0.0,
-                        help="cell diameter in pixels; 0 = let Cellpose decide (size model of a built-in model, "
-                             "else the model's own training diameter)")
+                        help="cell diameter in pixels; 0 = estimated from this plane's image (the model's size "
+                             "model, <model>_size.npy, where it has one; else a scan over candidate diameters)")
     parser.add_argument("--cellprob_threshold", type=float, default=0.0)
     parser.add_argument("--flow_threshold", type=float, default=1.5)
     parser.add_argument("--spatial_hp_cp", type=float, default=0.0,

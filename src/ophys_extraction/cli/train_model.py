@@ -1,7 +1,7 @@
 """Train a Cellpose 3 model from scratch for this pipeline: synthetic planes mixed with annotated images.
 
-Writes the model file, `<model>.training_log.json` and `<model>.training_log.txt` (data, seeds, epochs, time,
-held-out scores). Slow (minutes to tens of minutes on a CPU): never run in tests or CI.
+Writes the model file, its size model `<model>_size.npy` (so `--diameter 0` estimates each plane's cell size),
+`<model>.training_log.json` and `<model>.training_log.txt` (data, seeds, epochs, time, held-out scores). Slow (minutes to tens of minutes on a CPU): never run in tests or CI.
 """
 
 from __future__ import annotations
@@ -47,6 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="start from this Cellpose 3 model file instead of from scratch (continue training a model "
                           "this script wrote, e.g. the bundled one, or fine-tune your own); its training log, if "
                           "beside it, is kept in the new log")
+    opt.add_argument("--size_only", action="store_true",
+                     help="only fit the size model of the existing model --output (written beside it as "
+                          "<model>_size.npy) on the training data the other options describe; the network is "
+                          "not changed")
+    opt.add_argument("--size_epochs", type=int, default=d.size_epochs,
+                     help="epochs of the size model fit (after the network's)")
     opt.add_argument("--n_epochs", type=int, default=d.n_epochs)
     opt.add_argument("--nimg_per_epoch", type=int, default=d.nimg_per_epoch)
     opt.add_argument("--batch_size", type=int, default=d.batch_size)
@@ -77,10 +83,13 @@ def main(argv: list[str] | None = None) -> int:
     for folder in args.real_dir:
         if not folder.is_dir():
             raise InputError(folder, "folder not found")
+    if args.size_only and not args.output.is_file():
+        raise InputError(args.output, "--size_only: model file not found (it fits the size model of an existing "
+                                      "model)")
     if args.init_model is not None and not args.init_model.is_file():
         raise InputError(args.init_model, "--init_model: model file not found (give a path; nothing is downloaded)")
     argv_list = sys.argv[1:] if argv is None else argv
-    from ophys_extraction.training import train
+    from ophys_extraction.training import add_size_model, train
     cfg = TrainConfig(
         output=args.output, modes=tuple(args.modes), n_synthetic=args.n_synthetic,
         synthetic_size=args.synthetic_size, real_dirs=tuple(args.real_dir), images=tuple(args.images),
@@ -89,7 +98,11 @@ def main(argv: list[str] | None = None) -> int:
         batch_size=args.batch_size, bsize=args.bsize, learning_rate=args.learning_rate,
         weight_decay=args.weight_decay, diam_mean=args.diam_mean, seed=args.seed,
         n_eval_synthetic=args.n_eval_synthetic, eval_size=args.eval_size, threads=args.threads,
-        half=not args.no_half, calibrate=not args.no_calibrate, init_model=args.init_model,
+        half=not args.no_half, calibrate=not args.no_calibrate, size_epochs=args.size_epochs,
+        init_model=args.init_model,
         command_line="bin/train_model.py " + shlex.join(map(str, argv_list)))
-    train(cfg)
+    if args.size_only:
+        add_size_model(cfg, args.output)
+    else:
+        train(cfg)
     return 0
