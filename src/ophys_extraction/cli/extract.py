@@ -206,7 +206,7 @@ def run(args: argparse.Namespace) -> int:
     with open_movie(args.movie) as (dset, info):
         if (info.height, info.width) != masks.shape:
             raise InputError(info.path, f"frame size {info.height}x{info.width} does not match the segmentation "
-                                         f"masks {masks.shape[0]}x{masks.shape[1]} of {args.segmentation}")
+                                        f"masks {masks.shape[0]}x{masks.shape[1]} of {args.segmentation}")
         n_chunk = args.chunk_frames or chunk_frames(info, dset)
 
         # suite2p (slow to import) only from here on: --help and input errors stay fast.
