@@ -206,14 +206,16 @@ def test_bad_movie_fails_its_plane_with_a_clear_message(tmp_path: Path, one_good
 
 
 def test_skip_bad_planes_reports_and_finishes_the_rest(tmp_path: Path, one_good_one_bad) -> None:
-    """The odd id end to end; the bad plane's reason in summary.json/.csv and on the console; a plane folder of an
+    """The odd id end to end; the bad plane's reason in summary.json and on the console; a plane folder of an
     earlier run named as stale; exit 0 only because --allow_failed_planes says so."""
     input_dir, rate = one_good_one_bad
     earlier = tmp_path / "results" / "old plane" / "extraction" / "extraction.h5"
     earlier.parent.mkdir(parents=True)
     earlier.write_text("from an earlier run")
+    # A model path relative to the launch folder: tasks run elsewhere (their work folders) and still find it.
+    model = os.path.relpath(MODEL, tmp_path)
     run = run_pipeline(tmp_path, *TEST_PROFILE, "--input_dir", str(input_dir), "--frame_rate", str(rate),
-                       "--skip_bad_planes", "--allow_failed_planes")
+                       "--skip_bad_planes", "--allow_failed_planes", "--pretrained_model", model)
     assert run.returncode == 0, run.output
     extraction = run.outdir / ODD_ID / "extraction" / "extraction.h5"
     assert validate(extraction) == []
