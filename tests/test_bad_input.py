@@ -304,6 +304,26 @@ def test_pipeline_frame_rate_problems_stop_before_any_task(tmp_path: Path, rate_
     assert task_dirs(tmp_path / "launch") == []
 
 
+@pytest.mark.nextflow
+@pytest.mark.skipif(not NEXTFLOW.exists(), reason="run `make install` first")
+def test_pipeline_skip_bad_planes_reports_a_plane_refused_at_start(tmp_path: Path) -> None:
+    """A plane without a frame rate never reaches a task; with --skip_bad_planes its reason is in summary.json
+    beside that of a plane a task rejected."""
+    for plane, rate in (("p1", None), ("p2", 10)):
+        folder = tmp_path / "input" / plane / "decrosstalk"
+        write_h5(folder / f"{plane}_decrosstalk.h5", GOOD[0] if rate else GOOD)
+        if rate:
+            (folder / "processing.json").write_text(json.dumps(
+                {"data_processes": [{"parameters": {"movie_frame_rate_hz": rate}}]}))
+    run = run_pipeline(tmp_path / "launch", "-profile", "test", "--input_dir", str(tmp_path / "input"),
+                       "--skip_bad_planes", timeout=600)
+    assert run.returncode == 1, run.output
+    rows = {row["plane"]: row for row in json.loads((run.outdir / "summary.json").read_text())["planes"]}
+    assert "p1_decrosstalk.h5: no frame rate" in rows["p1"]["error"]
+    assert "p2_decrosstalk.h5: dataset 'data' has rank 2" in rows["p2"]["error"]
+    assert "0 of 2 planes ok, 2 failed" in run.output and not list(run.outdir.glob("p[12]"))
+
+
 def _garbage_model(path: Path) -> Path:
     path.write_text("not a model\n")
     return path
