@@ -20,20 +20,33 @@ if (params.help) {
 
 // Everything that can be checked before a task runs is checked here, and stops the run with one line each.
 def paramProblems = ParamsChecker.problems(params, schemaFile)
+if (!paramProblems) {
+    // Stub runs load no model; in a container the built-in weights are the image's.
+    def weightsDir = workflow.stubRun ? null : ModelChecker.weightsDir(workflow.session.config, workflow.containerEngine)
+    def modelProblem = ModelChecker.problem(params.pretrained_model.toString(), weightsDir)
+    if (modelProblem) paramProblems << modelProblem
+    if (params.allow_failed_planes && !params.skip_bad_planes) {
+        paramProblems << "--allow_failed_planes only applies with --skip_bad_planes (without it the first bad plane stops the run)"
+    }
+}
 if (paramProblems) {
     paramProblems.each { log.error "${it}" }
     exit 1
 }
 
+/** [every plane id found, [meta, movie] of the planes to process, plane id -> why it failed before any task]. */
 def discoverPlanes() {
     def planes
+    def warnings = []
     try {
-        planes = PlaneFinder.find(file(params.input_dir))
+        planes = PlaneFinder.find(file(params.input_dir), warnings)
     } catch (IllegalArgumentException err) {
         log.error "${err.message}"
         exit 1
     }
+    warnings.each { log.warn "${it}" }
     def usable = []
+    def failed = [:]
     planes.each { plane ->
         try {
             def rate = PlaneFinder.frameRate(plane.movie, params.frame_rate)
@@ -45,13 +58,29 @@ def discoverPlanes() {
                 exit 1
             }
             log.warn "Skipping plane ${plane.id}: ${err.message}"
+            failed[plane.id] = err.message
         }
     }
-    return [planes*.id, usable]
+    return [planes*.id, usable, failed]
+}
+
+/** Plane folders in --outdir from an earlier run: removed with --remove_stale_planes, else named in the summary. */
+def staleFolders(List planeIds) {
+    def stale = PlaneFinder.staleFolders(file(params.outdir), planeIds)
+    if (!params.remove_stale_planes) {
+        stale.each { log.warn "${params.outdir}/${it}: plane folder of an earlier run, not a plane of this run (named in summary.json; --remove_stale_planes removes such folders)" }
+        return stale
+    }
+    stale.each { name ->
+        file("${params.outdir}/${name}").deleteDir()
+        log.warn "Removed ${params.outdir}/${name}: a plane folder of an earlier run (--remove_stale_planes)"
+    }
+    return []
 }
 
 workflow {
-    def (planeIds, usable) = discoverPlanes()
+    def (planeIds, usable, failedAtStart) = discoverPlanes()
+    def stale = staleFolders(planeIds)
     log.info "ophys-extraction: ${usable.size()} plane(s) from ${params.input_dir} -> ${params.outdir}"
 
     ch_movies = Channel.fromList(usable)
@@ -64,7 +93,21 @@ workflow {
             .join(SEGMENT.out.segmentation)
             .join(EXTRACT.out.traces)
     )
-    SESSION_SUMMARY(MERGE.out.plane_summary.collect().ifEmpty([]), planeIds)
+
+    // With --skip_bad_planes a step that rejects its plane's input records the reason instead of failing.
+    ch_run = SUMMARY_IMAGES.out.bad_input
+        .mix(SEGMENT.out.bad_input, EXTRACT.out.bad_input, MERGE.out.bad_input)
+        .map { meta, badInput -> [meta.id, RunReport.reason(badInput)] }
+        .toList()
+        .map { rejected -> RunReport.runJson(planeIds, failedAtStart + rejected.collectEntries(), stale) }
+    SESSION_SUMMARY(MERGE.out.plane_summary.collect().ifEmpty([]), ch_run)
+
+    SESSION_SUMMARY.out.json.subscribe { summaryJson ->
+        def failed = RunReport.log(summaryJson, params.outdir.toString(), log)
+        if (failed && !params.allow_failed_planes) {
+            error "${failed} plane(s) failed (reasons above and in ${params.outdir}/summary.json); --allow_failed_planes exits 0 instead"
+        }
+    }
 
     SUMMARY_IMAGES.out.versions
         .mix(SEGMENT.out.versions, EXTRACT.out.versions, MERGE.out.versions)

@@ -1,6 +1,7 @@
 import groovy.json.JsonSlurper
 import java.nio.file.Files
 import java.nio.file.Path
+import java.text.Normalizer
 
 /**
  * The planes of an input folder and their frame rates (SPEC.md section 2).
@@ -9,9 +10,14 @@ import java.nio.file.Path
 class PlaneFinder {
 
     static final List<List<String>> ALLEN = [['decrosstalk', 'decrosstalk.h5'], ['motion_correction', 'registered.h5']]
+    // What the pipeline itself writes in --outdir: a plane of that name would be overwritten by, or land inside, it.
+    static final List<String> RESERVED = ['summary.json', 'summary.csv', 'pipeline_info']
 
-    /** [[id: String, movie: Path]] sorted by id: Allen-style session folders if any, else plain *.h5 files. */
-    static List<Map> find(Path inputDir) {
+    /**
+     * [[id: String, movie: Path]] sorted by id: Allen-style session folders if any, else plain *.h5 files.
+     * What is odd but not wrong goes to `warnings`, one line each.
+     */
+    static List<Map> find(Path inputDir, List<String> warnings = []) {
         if (!Files.exists(inputDir)) throw new IllegalArgumentException("${inputDir}: input directory does not exist")
         if (!Files.isDirectory(inputDir)) throw new IllegalArgumentException("${inputDir}: input path is not a directory")
         List<Path> entries = Files.list(inputDir).withCloseable { it.toList() }.sort(false) { it.fileName.toString() }
@@ -20,11 +26,43 @@ class PlaneFinder {
             Path movie = allenMovie(dir)
             if (movie) allen << [id: dir.fileName.toString(), movie: movie]
         }
-        if (allen) return allen
-        List<Map> plain = entries.findAll { Files.isRegularFile(it) && it.fileName.toString().endsWith('.h5') }
-                                 .collect { [id: it.fileName.toString()[0..-4], movie: it] }
+        List<Path> loose = entries.findAll { Files.isRegularFile(it) && it.fileName.toString().endsWith('.h5') }
+        if (allen) {
+            if (loose) warnings << "${inputDir}: ${loose*.fileName.join(', ')} not processed: with plane folders (<plane>/decrosstalk, <plane>/motion_correction) in the input, loose *.h5 files are not planes"
+            return checkIds(allen)
+        }
+        List<Map> plain = loose.collect { [id: it.fileName.toString()[0..-4], movie: it] }
         if (!plain) throw new IllegalArgumentException("${inputDir}: no movies found (expected <plane>/decrosstalk/*decrosstalk.h5, <plane>/motion_correction/*registered.h5 or *.h5)")
-        return plain
+        return checkIds(plain)
+    }
+
+    /**
+     * Each plane id names the plane's output folder, so it must be able to: not empty, '.' or '..', no control
+     * characters, none of the pipeline's own outputs, and not the same folder as another plane's where file names
+     * ignore case or Unicode normalisation (macOS, Windows shares). Refused rather than renamed: downstream tools
+     * find a plane's results at <outdir>/<plane id> (SPEC.md section 4).
+     */
+    static List<Map> checkIds(List<Map> planes) {
+        Map<String, String> seen = [:]
+        planes.each { Map plane ->
+            String id = plane.id
+            String fix = "rename it, or link it under another name"
+            if (id in ['', '.', '..']) throw new IllegalArgumentException("${plane.movie}: plane id '${id}' cannot name an output folder: ${fix}")
+            if (id =~ /\p{Cntrl}/) throw new IllegalArgumentException("${plane.movie.parent}: plane id ${groovy.json.JsonOutput.toJson(id)} contains a control character (newline, tab, ...): ${fix}")
+            String key = Normalizer.normalize(id, Normalizer.Form.NFC).toLowerCase(Locale.ROOT)
+            if (key in RESERVED) throw new IllegalArgumentException("${plane.movie}: plane id '${id}' is the name of the pipeline's own output <outdir>/${RESERVED.find { it == key }}: ${fix}")
+            if (seen.containsKey(key)) throw new IllegalArgumentException("${plane.movie}: plane ids '${seen[key]}' and '${id}' would share one output folder on file systems that ignore case or Unicode normalisation: ${fix}")
+            seen[key] = id
+        }
+        return planes
+    }
+
+    /** Plane output folders (<name>/extraction) in `outdir` from an earlier run: not among this run's `planeIds`. */
+    static List<String> staleFolders(Path outdir, List<String> planeIds) {
+        if (!Files.isDirectory(outdir)) return []
+        List<Path> entries = Files.list(outdir).withCloseable { it.toList() }
+        return entries.findAll { Files.isDirectory(it.resolve('extraction')) && !(it.fileName.toString() in planeIds) }
+                      .collect { it.fileName.toString() }.sort()
     }
 
     private static Path allenMovie(Path planeDir) {

@@ -3,7 +3,9 @@ problem, and nothing partial written."""
 
 from __future__ import annotations
 
+import csv
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -25,6 +27,41 @@ def _truncated(path: Path) -> None:
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])
 
 
+def _virtual(path: Path, source_frames: int | None) -> None:
+    """`data` as a virtual dataset of GOOD's shape whose frames come from `<stem>_frames.hdf5` beside it (holding
+    `source_frames` of GOOD's frames, or missing when None); .hdf5 so that it is no plane of its own."""
+    source = path.with_name(f"{path.stem}_frames.hdf5")
+    if source_frames is not None:
+        write_h5(source, GOOD[:source_frames])
+    layout = h5py.VirtualLayout(shape=GOOD.shape, dtype=GOOD.dtype)
+    layout[:] = h5py.VirtualSource(source.name, "data", shape=GOOD.shape)
+    with h5py.File(path, "w") as handle:
+        handle.create_virtual_dataset("data", layout, fillvalue=0)
+
+
+def _external_link(path: Path) -> None:
+    with h5py.File(path, "w") as handle:
+        handle["data"] = h5py.ExternalLink(f"{path.stem}_target.h5", "/data")
+
+
+def _external_storage_short(path: Path) -> None:
+    """`data` stored in a raw file beside the movie that holds only half of its bytes."""
+    raw = path.with_name(f"{path.stem}.raw")
+    raw.write_bytes(GOOD.tobytes()[: GOOD.nbytes // 2])
+    with h5py.File(path, "w") as handle:
+        handle.create_dataset("data", shape=GOOD.shape, dtype=GOOD.dtype, external=[(raw.name, 0, GOOD.nbytes)])
+
+
+def _unknown_filter(path: Path) -> None:
+    """Chunks written raw under HDF5 filter id 32767, which no library registers (as a movie compressed with a
+    plugin this installation lacks looks)."""
+    with h5py.File(path, "w") as handle:
+        dset = handle.create_dataset("data", shape=GOOD.shape, dtype=GOOD.dtype, chunks=(1, *GOOD.shape[1:]),
+                                     compression=32767, allow_unknown_filter=True)
+        for frame in range(GOOD.shape[0]):
+            dset.id.write_direct_chunk((frame, 0, 0), GOOD[frame].tobytes(), filter_mask=0)
+
+
 def _with_bad_value(value: float) -> Callable[[Path], None]:
     def make(path: Path) -> None:
         data = GOOD.astype(np.float32)
@@ -43,12 +80,21 @@ BAD_MOVIES: dict[str, tuple[Callable[[Path], None], str]] = {
     "not_hdf5": (lambda p: p.write_text("hello"), "cannot be read as HDF5"),
     "nan": (_with_bad_value(np.nan), "frame 17 contains NaN or inf"),
     "inf": (_with_bad_value(np.inf), "frame 17 contains NaN or inf"),
+    # Values stored elsewhere: HDF5 reads what is missing as zeros, which would pass for a plane without cells.
+    "vds_missing_source": (lambda p: _virtual(p, None), "vds_missing_source_frames.hdf5, which does not exist"),
+    "vds_short_source": (lambda p: _virtual(p, 25), "smaller than the region mapped from it"),
+    "external_link_missing": (_external_link, "external link to /data in external_link_missing_target.h5, which "
+                                              "does not exist"),
+    "external_storage_short": (_external_storage_short, "external_storage_short.raw, which has 23040 bytes, fewer "
+                                                        "than the 46080 needed"),
+    "unknown_filter": (_unknown_filter, "compressed with filter unnamed (HDF5 filter id 32767), which this "
+                                        "installation cannot read: install hdf5plugin"),
 }
 
 
-def run_script(name: str, *args: str | Path) -> subprocess.CompletedProcess:
+def run_script(name: str, *args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(BIN / name), *map(str, args)], capture_output=True, text=True,
-                          timeout=300)
+                          timeout=300, env=env)
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess, subject: Path | str, problem: str) -> None:
@@ -93,6 +139,49 @@ def test_extract_rejects_bad_movie(tmp_path: Path, kind: str, segmentation_file:
     proc = run_script("extract.py", "--movie", movie, "--segmentation", segmentation_file, "--output", out)
     assert_one_line_error(proc, movie, problem)
     assert not out.parent.exists() or list(out.parent.iterdir()) == []
+
+
+def test_plugin_filter_reads_and_its_absence_is_named(tmp_path: Path, segmentation_file: Path) -> None:
+    """A blosc movie gives the same summary images as the plain one; where hdf5plugin cannot be imported (hidden by a
+    stand-in package that raises ImportError, as in an environment without it) the step names the filter."""
+    import hdf5plugin
+    plain, packed = write_h5(tmp_path / "plain.h5", GOOD), tmp_path / "blosc.h5"
+    with h5py.File(packed, "w") as handle:
+        handle.create_dataset("data", data=GOOD, chunks=(8, 24, 24), **hdf5plugin.Blosc(cname="lz4"))
+    images = {}
+    for movie in (plain, packed):
+        out = tmp_path / f"{movie.stem}_summary.h5"
+        proc = run_script("summary_images.py", "--movie", movie, "--output", out, "--frame_rate", 10)
+        assert proc.returncode == 0, proc.stderr
+        with h5py.File(out) as handle:
+            images[movie.stem] = {name: handle[name][()] for name in ("meanImg", "maxImg", "meanImgE")}
+    for name, image in images["plain"].items():
+        np.testing.assert_array_equal(images["blosc"][name], image, err_msg=name)
+
+    hidden = tmp_path / "without_hdf5plugin" / "hdf5plugin"
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text("raise ImportError('hdf5plugin is not installed here')\n")
+    env = {**os.environ, "PYTHONPATH": str(hidden.parent)}
+    out = tmp_path / "out" / "summary.h5"
+    for script, extra in (("summary_images.py", ("--output", out, "--frame_rate", 10)),
+                          ("extract.py", ("--segmentation", segmentation_file, "--output", out))):
+        proc = run_script(script, "--movie", packed, *extra, env=env)
+        assert_one_line_error(proc, packed, "is compressed with filter blosc (HDF5 filter id 32001), which this "
+                                            "installation cannot read: install hdf5plugin")
+    assert not out.parent.exists()
+
+
+def test_short_movie_and_implausible_frame_rate_warn_and_run(tmp_path: Path) -> None:
+    """Warned about (stderr and summary.h5's `warnings`, which reach summary.json), never refused."""
+    movie = write_h5(tmp_path / "two_frames.h5", GOOD[:2])
+    out = tmp_path / "summary.h5"
+    proc = run_script("summary_images.py", "--movie", movie, "--output", out, "--frame_rate", "1e9")
+    assert proc.returncode == 0, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith(f"WARNING: {movie}: ")]
+    with h5py.File(out) as handle:
+        recorded = json.loads(handle.attrs["warnings"])
+    assert len(warnings) == len(recorded) == 3
+    assert "1 bin(s)" in recorded[0] and "2 frames, fewer than 100" in recorded[1] and "1e+09 Hz" in recorded[2]
 
 
 def test_missing_frame_rate(tmp_path: Path) -> None:
@@ -158,25 +247,44 @@ def test_segment_builtin_model_without_weights_says_why(tmp_path: Path, summary_
 @pytest.mark.nextflow
 @pytest.mark.skipif(not NEXTFLOW.exists(), reason="run `make install` first")
 def test_pipeline_reports_every_bad_movie_and_writes_nothing_for_it(tmp_path: Path) -> None:
-    """All bad kinds in one run with --skip_bad_planes: each plane's failed task ends with its one error line."""
+    """All bad kinds in one run with --skip_bad_planes: each plane's task records its one error line, which
+    summary.json/.csv and the console repeat; nothing is written for the plane; the run exits 1, or 0 with
+    --allow_failed_planes."""
     input_dir = tmp_path / "input"
     input_dir.mkdir()
     for kind, (make, _) in BAD_MOVIES.items():
         make(input_dir / f"{kind}.h5")
-    run = run_pipeline(tmp_path / "launch", "-profile", "test", "--input_dir", str(input_dir),
-                       "--frame_rate", "10", "--skip_bad_planes", timeout=900)
-    assert run.returncode == 0, run.output
+    launch = tmp_path / "launch"
+    args = ("-profile", "test", "--input_dir", str(input_dir), "--frame_rate", "10", "--skip_bad_planes")
+    run = run_pipeline(launch, *args, timeout=900)
+    assert run.returncode == 1, run.output
     errors = {}
-    for task in task_dirs(tmp_path / "launch"):
+    for task in task_dirs(launch):
         err = (task / ".command.err").read_text() if (task / ".command.err").exists() else ""
         lines = [line for line in err.splitlines() if line.startswith("ERROR: ")]
         if lines:
             errors[Path(lines[0].split(": ")[1]).stem] = lines
+            # Nothing partial in the task either: its only outputs are the reason and versions.yml.
+            assert sorted(p.name for p in task.iterdir() if not p.name.startswith(".")) == \
+                ["bad_input.txt", "movie", "versions.yml"], task
+    summary = json.loads((run.outdir / "summary.json").read_text())
+    rows = {row["plane"]: row for row in summary["planes"]}
     for kind, (_, problem) in BAD_MOVIES.items():
         assert len(errors.get(kind, [])) == 1 and problem in errors[kind][0], (kind, errors.get(kind))
-        assert not (run.outdir / kind / "extraction").exists()
-    rows = json.loads((run.outdir / "summary.json").read_text())["planes"]
-    assert {row["plane"]: row["status"] for row in rows} == {kind: "failed" for kind in BAD_MOVIES}
+        assert not (run.outdir / kind).exists()
+        assert rows[kind]["status"] == "failed" and rows[kind]["error"] == errors[kind][0][len("ERROR: "):]
+        assert f"plane {kind} failed: {rows[kind]['error']}" in run.output
+    assert summary["totals"] == {"planes": len(BAD_MOVIES), "ok": 0, "failed": len(BAD_MOVIES), "rois": 0,
+                                 "cells": 0}
+    with (run.outdir / "summary.csv").open(newline="") as handle:
+        csv_rows = {row["plane"]: row for row in csv.DictReader(handle)}
+    assert {kind: row["error"] for kind, row in csv_rows.items()} == {k: r["error"] for k, r in rows.items()}
+    assert f"0 of {len(BAD_MOVIES)} planes ok, {len(BAD_MOVIES)} failed" in run.output
+    assert f"{len(BAD_MOVIES)} plane(s) failed" in run.output and "--allow_failed_planes" in run.output
+
+    again = run_pipeline(launch, *args, "--allow_failed_planes", "-resume", timeout=900)
+    assert again.returncode == 0, again.output
+    assert f"0 of {len(BAD_MOVIES)} planes ok, {len(BAD_MOVIES)} failed" in again.output
 
 
 @pytest.mark.nextflow
@@ -198,15 +306,79 @@ def test_pipeline_frame_rate_problems_stop_before_any_task(tmp_path: Path, rate_
 
 @pytest.mark.nextflow
 @pytest.mark.skipif(not NEXTFLOW.exists(), reason="run `make install` first")
-def test_pipeline_unreadable_model_fails_with_its_path(tmp_path: Path) -> None:
+def test_pipeline_skip_bad_planes_reports_a_plane_refused_at_start(tmp_path: Path) -> None:
+    """A plane without a frame rate never reaches a task; with --skip_bad_planes its reason is in summary.json
+    beside that of a plane a task rejected."""
+    for plane, rate in (("p1", None), ("p2", 10)):
+        folder = tmp_path / "input" / plane / "decrosstalk"
+        write_h5(folder / f"{plane}_decrosstalk.h5", GOOD[0] if rate else GOOD)
+        if rate:
+            (folder / "processing.json").write_text(json.dumps(
+                {"data_processes": [{"parameters": {"movie_frame_rate_hz": rate}}]}))
+    run = run_pipeline(tmp_path / "launch", "-profile", "test", "--input_dir", str(tmp_path / "input"),
+                       "--skip_bad_planes", timeout=600)
+    assert run.returncode == 1, run.output
+    rows = {row["plane"]: row for row in json.loads((run.outdir / "summary.json").read_text())["planes"]}
+    assert "p1_decrosstalk.h5: no frame rate" in rows["p1"]["error"]
+    assert "p2_decrosstalk.h5: dataset 'data' has rank 2" in rows["p2"]["error"]
+    assert "0 of 2 planes ok, 2 failed" in run.output and not list(run.outdir.glob("p[12]"))
+
+
+def _garbage_model(path: Path) -> Path:
+    path.write_text("not a model\n")
+    return path
+
+
+@pytest.mark.nextflow
+@pytest.mark.skipif(not NEXTFLOW.exists(), reason="run `make install` first")
+@pytest.mark.parametrize("model, problem", [
+    (lambda d: d / "no_such_model", "model file not found"),
+    (lambda d: d, "is not a file"),
+    (lambda d: _garbage_model(d / "notes.txt"), "is not a PyTorch model file"),
+    (lambda d: "cyto3", "no weights of a built-in Cellpose model 'cyto3'"),
+])
+def test_pipeline_bad_model_stops_before_any_task(tmp_path: Path, model, problem: str) -> None:
+    """Checked at start, with and without --skip_bad_planes: one line naming the model, no task, exit 1. The
+    built-in name is looked up where the tasks will look (an empty CELLPOSE_LOCAL_MODELS_PATH here)."""
     input_dir = tmp_path / "input"
     write_h5(input_dir / "plane.h5", GOOD)
-    model = tmp_path / "no_such_model"
+    spec = str(model(tmp_path))
+    config = tmp_path / "models.config"
+    config.write_text(f"env.CELLPOSE_LOCAL_MODELS_PATH = '{tmp_path / 'empty_models'}'\n")
+    for extra in ((), ("--skip_bad_planes",)):
+        launch = tmp_path / f"launch{len(extra)}"
+        run = run_pipeline(launch, "-c", str(config), "-profile", "test", "--input_dir", str(input_dir),
+                           "--frame_rate", "10", "--pretrained_model", spec, *extra, timeout=300)
+        assert run.returncode == 1
+        assert f"--pretrained_model {spec}: " in run.output and problem in run.output, run.output
+        assert task_dirs(launch) == [] and not (launch / "results" / "plane").exists()
+
+
+@pytest.mark.nextflow
+@pytest.mark.skipif(not NEXTFLOW.exists(), reason="run `make install` first")
+def test_pipeline_builtin_model_is_not_looked_up_here_with_a_container_profile(tmp_path: Path) -> None:
+    """With docker the weights are the image's: the same built-in name passes the start checks (the run then stops
+    at the next check, the missing input folder, before any container is started)."""
+    config = tmp_path / "models.config"
+    config.write_text(f"env.CELLPOSE_LOCAL_MODELS_PATH = '{tmp_path / 'empty_models'}'\n")
+    missing_input = tmp_path / "no_input"
+    for profile, model_error in (("test", True), ("test,docker", False)):
+        run = run_pipeline(tmp_path / profile, "-c", str(config), "-profile", profile, "--input_dir",
+                           str(missing_input), "--pretrained_model", "cyto3", timeout=300)
+        assert run.returncode == 1
+        assert ("no weights of a built-in Cellpose model 'cyto3'" in run.output) == model_error, run.output
+        assert ("input directory does not exist" in run.output) != model_error, run.output
+
+
+@pytest.mark.nextflow
+@pytest.mark.skipif(not NEXTFLOW.exists(), reason="run `make install` first")
+def test_pipeline_allow_failed_planes_needs_skip_bad_planes(tmp_path: Path) -> None:
+    input_dir = tmp_path / "input"
+    write_h5(input_dir / "plane.h5", GOOD)
     run = run_pipeline(tmp_path / "launch", "-profile", "test", "--input_dir", str(input_dir), "--frame_rate", "10",
-                       "--pretrained_model", str(model), timeout=600)
-    assert run.returncode != 0
-    assert f"ERROR: {model}" in run.output and "not found" in run.output
-    assert not list((tmp_path / "launch" / "results").glob("*/extraction/extraction.h5"))
+                       "--allow_failed_planes", timeout=300)
+    assert run.returncode == 1 and "--allow_failed_planes only applies with --skip_bad_planes" in run.output
+    assert task_dirs(tmp_path / "launch") == []
 
 
 @pytest.mark.nextflow

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import write_h5
 from ophys_extraction.errors import InputError
-from ophys_extraction.movie import chunk_frames, iter_chunks, open_movie
+from ophys_extraction.movie import MovieInfo, chunk_frames, iter_chunks, open_movie, prefetch, recording_warnings
 
 
 def test_open_movie_reports_shape_and_dtype(small_movie: Path) -> None:
@@ -108,3 +108,106 @@ def test_non_finite_frame_is_reported_with_its_index(tmp_path: Path) -> None:
     path = write_h5(tmp_path / "nan.h5", data)
     with open_movie(path) as (dset, _), pytest.raises(InputError, match="frame 6 contains NaN or inf"):
         list(iter_chunks(dset, 4, path))
+
+
+# ---------------------------------------------------------------------------- values stored outside the movie file
+
+MOVIE = np.random.default_rng(2).integers(0, 4000, size=(30, 16, 12)).astype(np.int16)
+
+
+def _read_all(path: Path, chunk: int = 7) -> np.ndarray:
+    """Every frame through the streaming reader the steps use (ring buffers, read-ahead thread)."""
+    with open_movie(path) as (dset, _):
+        blocks = [block.copy() for _, block in prefetch(iter_chunks(dset, chunk, path, dtype=dset.dtype, buffers=3))]
+    return np.concatenate(blocks)
+
+
+def _split_virtual(folder: Path) -> Path:
+    """A virtual movie whose frames come from two files beside it, named relative to it (as acquisition software
+    writes them), plus an external link to it and a movie stored in an external raw file."""
+    write_h5(folder / "part_a.hdf5", MOVIE[:18])
+    write_h5(folder / "part_b.hdf5", MOVIE[18:])
+    layout = h5py.VirtualLayout(shape=MOVIE.shape, dtype=MOVIE.dtype)
+    layout[:18] = h5py.VirtualSource("part_a.hdf5", "data", shape=(18, 16, 12))
+    layout[18:] = h5py.VirtualSource("part_b.hdf5", "data", shape=(12, 16, 12))
+    with h5py.File(folder / "virtual.h5", "w") as handle:
+        handle.create_virtual_dataset("data", layout, fillvalue=0)
+    with h5py.File(folder / "linked.h5", "w") as handle:
+        handle["data"] = h5py.ExternalLink("part_a.hdf5", "/data")
+    (folder / "frames.raw").write_bytes(MOVIE.tobytes())
+    with h5py.File(folder / "external.h5", "w") as handle:
+        handle.create_dataset("data", shape=MOVIE.shape, dtype=MOVIE.dtype,
+                              external=[("frames.raw", 0, MOVIE.nbytes)])
+    return folder
+
+
+@pytest.mark.parametrize("name, expected", [("virtual.h5", MOVIE), ("linked.h5", MOVIE[:18]),
+                                            ("external.h5", MOVIE)])
+def test_sources_beside_the_movie_are_read_through_a_link_from_another_folder(
+        tmp_path: Path, monkeypatch, name: str, expected: np.ndarray) -> None:
+    """As under Nextflow: the movie is a symlink in a work folder, which is also the current folder."""
+    data = _split_virtual(tmp_path / "data")
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / name).symlink_to(data / name)
+    monkeypatch.chdir(work)
+    np.testing.assert_array_equal(_read_all(work / name), expected)
+
+
+def test_missing_virtual_source_names_the_source_and_the_real_movie(tmp_path: Path) -> None:
+    data = _split_virtual(tmp_path / "data")
+    (data / "part_b.hdf5").unlink()
+    link = tmp_path / "movie.h5"
+    link.symlink_to(data / "virtual.h5")
+    message = _problem(data / "virtual.h5")
+    assert "maps frames from data in part_b.hdf5, which does not exist" in message
+    with pytest.raises(InputError, match="part_b.hdf5, which does not exist") as err:
+        with open_movie(link):
+            pass
+    assert str(err.value).startswith(f"{data / 'virtual.h5'}: ")
+
+
+def test_virtual_source_without_the_dataset(tmp_path: Path) -> None:
+    data = _split_virtual(tmp_path / "data")
+    write_h5(data / "part_b.hdf5", other=MOVIE[18:])
+    assert "part_b.hdf5, which has no dataset data" in _problem(data / "virtual.h5")
+
+
+def test_virtual_source_that_is_not_hdf5(tmp_path: Path) -> None:
+    data = _split_virtual(tmp_path / "data")
+    (data / "part_a.hdf5").write_text("gone bad")
+    assert "part_a.hdf5, which cannot be read as HDF5" in _problem(data / "virtual.h5")
+
+
+@pytest.mark.parametrize("compression", ["blosc", "bitshuffle"])
+def test_plugin_compressed_movie_streams_identically(tmp_path: Path, compression: str) -> None:
+    """Labs write blosc/bitshuffle movies (hdf5plugin); the environment carries hdf5plugin and reads them."""
+    import hdf5plugin
+    options = hdf5plugin.Blosc(cname="zstd") if compression == "blosc" else hdf5plugin.Bitshuffle()
+    path = tmp_path / f"{compression}.h5"
+    with h5py.File(path, "w") as handle:
+        handle.create_dataset("data", data=MOVIE, chunks=(4, 16, 12), **options)
+    with h5py.File(path) as handle:
+        assert handle["data"].id.get_create_plist().get_filter(0)[0] == options.filter_id
+    np.testing.assert_array_equal(_read_all(path), MOVIE)
+
+
+# ------------------------------------------------------------------------------- warned about, never refused
+
+def _info(n_frames: int) -> MovieInfo:
+    return MovieInfo(Path("m.h5"), n_frames, 8, 8, np.dtype(np.int16))
+
+
+@pytest.mark.parametrize("n_frames, rate, n_bins, expected", [
+    (600, 10.0, 16, []),                                   # the demo planes: 60 s at 10 Hz
+    (1, 10.0, 1, ["make 1 bin(s) of 3.7 s, fewer than 10", "1 frames, fewer than 100"]),
+    (2, 30.0, 1, ["make 1 bin(s) of 3.7 s, fewer than 10", "2 frames, fewer than 100"]),
+    (370, 10.0, 10, []),                                   # exactly the minimum: 10 bins, 370 frames
+    (5000, 1e9, 1, ["make 1 bin(s)", "frame rate 1e+09 Hz is outside 0.5-1000 Hz"]),
+    (5000, 0.001, 5000, ["frame rate 0.001 Hz is outside 0.5-1000 Hz"]),
+])
+def test_recording_warnings(n_frames: int, rate: float, n_bins: int, expected: list[str]) -> None:
+    warnings = recording_warnings(_info(n_frames), rate, n_bins, 3.7)
+    assert len(warnings) == len(expected), warnings
+    for warning, fragment in zip(warnings, expected):
+        assert fragment in warning and "\n" not in warning

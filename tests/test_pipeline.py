@@ -176,9 +176,13 @@ def test_bad_input_dir_stops_before_any_task(tmp_path: Path, setup, message: str
     assert task_dirs(tmp_path / "launch") == []
 
 
+# A plane id that a shell would split, expand or run: it must reach every step and the summary unchanged.
+ODD_ID = "good plane 'é' $(touch pwned);`touch pwned2`"
+
+
 @pytest.fixture(scope="module")
 def one_good_one_bad(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small good plane and a plane whose movie has rank 2, as plain files."""
+    """A small good plane with an odd name and a plane whose movie has rank 2, as plain files."""
     from ophys_extraction.synthetic import main as synthetic_main
     root = tmp_path_factory.mktemp("mixed")
     session = root / "session"
@@ -187,7 +191,7 @@ def one_good_one_bad(tmp_path_factory: pytest.TempPathFactory) -> Path:
     good = find_planes(session)[0]
     input_dir = root / "input"
     input_dir.mkdir()
-    (input_dir / "good.h5").symlink_to(good.movie)
+    (input_dir / f"{ODD_ID}.h5").symlink_to(good.movie)
     write_h5(input_dir / "bad.h5", np.zeros((64, 64), np.int16))
     return input_dir, resolve_frame_rate(good.movie)
 
@@ -202,14 +206,35 @@ def test_bad_movie_fails_its_plane_with_a_clear_message(tmp_path: Path, one_good
 
 
 def test_skip_bad_planes_reports_and_finishes_the_rest(tmp_path: Path, one_good_one_bad) -> None:
+    """The odd id end to end; the bad plane's reason in summary.json and on the console; a plane folder of an
+    earlier run named as stale; exit 0 only because --allow_failed_planes says so."""
     input_dir, rate = one_good_one_bad
+    earlier = tmp_path / "results" / "old plane" / "extraction" / "extraction.h5"
+    earlier.parent.mkdir(parents=True)
+    earlier.write_text("from an earlier run")
+    # A model path relative to the launch folder: tasks run elsewhere (their work folders) and still find it.
+    model = os.path.relpath(MODEL, tmp_path)
     run = run_pipeline(tmp_path, *TEST_PROFILE, "--input_dir", str(input_dir), "--frame_rate", str(rate),
-                       "--skip_bad_planes")
+                       "--skip_bad_planes", "--allow_failed_planes", "--pretrained_model", model)
     assert run.returncode == 0, run.output
-    assert validate(run.outdir / "good" / "extraction" / "extraction.h5") == []
-    assert not (run.outdir / "bad" / "extraction").exists()
-    rows = {row["plane"]: row for row in json.loads((run.outdir / "summary.json").read_text())["planes"]}
-    assert rows["good"]["status"] == "ok" and rows["bad"]["status"] == "failed"
+    extraction = run.outdir / ODD_ID / "extraction" / "extraction.h5"
+    assert validate(extraction) == []
+    with h5py.File(extraction) as handle:
+        assert handle.attrs["plane_id"] == ODD_ID
+    assert not (run.outdir / "bad").exists()
+    summary = json.loads((run.outdir / "summary.json").read_text(encoding="utf-8"))
+    rows = {row["plane"]: row for row in summary["planes"]}
+    assert list(rows) == ["bad", ODD_ID]
+    assert rows[ODD_ID]["status"] == "ok" and rows[ODD_ID]["error"] is None
+    # 300 frames at 10 Hz are 8 bins of 3.7 s: warned about, in the summary and on the console.
+    assert len(rows[ODD_ID]["warnings"]) == 1 and "fewer than 10" in rows[ODD_ID]["warnings"][0]
+    assert f"plane {ODD_ID}: {rows[ODD_ID]['warnings'][0]}" in run.output
+    assert rows["bad"]["status"] == "failed" and "bad.h5: dataset 'data' has rank 2" in rows["bad"]["error"]
+    assert f"plane bad failed: {rows['bad']['error']}" in run.output
+    assert "1 of 2 planes ok, 1 failed" in run.output
+    assert summary["stale_folders"] == ["old plane"] and "old plane: plane folder of an earlier run" in run.output
+    assert earlier.exists()
+    assert not list(tmp_path.rglob("pwned*")) and not list(Path.cwd().glob("pwned*"))
 
 
 def _stub_layout(root: Path, layout: str) -> None:

@@ -1,11 +1,16 @@
 """Lazy, validated access to a movie: an HDF5 file with a 3-D `data` dataset (frames, height, width).
 
 Nothing here loads a whole movie; `iter_chunks` yields blocks of frames whose size depends only on the frame size.
+Where the values are not stored in the file itself (a virtual dataset, an external link, external raw storage),
+every file they come from is checked before the first read: HDF5 reads a missing virtual source, or the missing end
+of an external raw file, as fill-value zeros, which would pass for a plane without cells.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
+import os
 import queue
 import threading
 from collections.abc import Iterator
@@ -22,6 +27,16 @@ DATASET = "data"
 # Measured on 512 x 512 int16 page-cache reads: 128-256 MiB reads spend most of their time page-faulting fresh
 # buffers, ~3x slower than 4-16 MiB reads that malloc reuses and that stay in the CPU cache for the next step.
 DEFAULT_CHUNK_BYTES = 16 * 2**20
+# A movie with fewer temporal bins than this gets a warning: the max projection and the max/mean ratio are the
+# maximum over the high-pass-filtered bins (all zero for one bin, noise for a few).
+MIN_BINS = 10
+# ... or fewer frames than this: the neuropil coefficient is fitted on 100-bin histograms of each trace.
+MIN_FRAMES = 100
+# Frame rates outside this range get a warning (not an error): slower than 0.5 Hz cannot follow calcium transients;
+# the fastest two-photon systems image about 1 kHz (a value of several kHz is usually a line rate).
+PLAUSIBLE_FRAME_RATE_HZ = (0.5, 1000.0)
+# Virtual sources that are themselves virtual: how deep the chain is followed before it is refused.
+MAX_SOURCE_DEPTH = 8
 
 
 @dataclass(frozen=True)
@@ -50,24 +65,161 @@ def validate_dataset(path: Path, dset: object) -> MovieInfo:
     return MovieInfo(Path(path), int(n_frames), int(height), int(width), np.dtype(dset.dtype))
 
 
+def recording_warnings(info: MovieInfo, frame_rate: float, n_bins: int, bin_duration: float) -> list[str]:
+    """One line per way the recording is too short or its frame rate implausible (warned, never refused)."""
+    found = []
+    if n_bins < MIN_BINS:
+        found.append(f"{info.n_frames} frames at {frame_rate:g} Hz make {n_bins} bin(s) of {bin_duration:g} s, fewer "
+                     f"than {MIN_BINS}: the max projection and max/mean ratio (--anatomical_only 1, 4) are the maximum "
+                     "over the high-pass-filtered bins, all zero for one bin and noise for a few")
+    if info.n_frames < MIN_FRAMES:
+        found.append(f"{info.n_frames} frames, fewer than {MIN_FRAMES}: the neuropil coefficient is fitted on "
+                     f"{MIN_FRAMES}-bin histograms of each trace, so it is unreliable")
+    low, high = PLAUSIBLE_FRAME_RATE_HZ
+    if not low <= frame_rate <= high:
+        found.append(f"frame rate {frame_rate:g} Hz is outside {low:g}-{high:g} Hz, the range of two-photon imaging; "
+                     "check --frame_rate or the processing.json/session.json it came from")
+    return found
+
+
 @contextlib.contextmanager
 def open_movie(path: str | Path) -> Iterator[tuple[h5py.Dataset, MovieInfo]]:
-    """Open a movie read-only and validate it; yields the lazy h5py dataset and its MovieInfo."""
+    """Open a movie read-only and validate it; yields the lazy h5py dataset and its MovieInfo.
+
+    The file is opened by its real path, so that sources named relative to it (virtual datasets, external links,
+    external raw files) are found beside it even when `path` is a symlink in a Nextflow work folder; errors and
+    `MovieInfo.path` name that real file too (the user's, not the work folder's link).
+    """
     path = Path(path)
+    if path.is_symlink() and path.exists():
+        path = path.resolve()
     if not path.exists():
         raise InputError(path, "file does not exist")
     if path.is_dir():
         raise InputError(path, "is a directory, expected an HDF5 movie file")
+    handle = _open_h5(path, path.resolve(), "cannot be read as HDF5")
+    with handle:
+        dset = _open_data(path, handle)
+        info = validate_dataset(path, dset)
+        check_sources(path, dset)
+        yield dset, info
+
+
+def _open_h5(subject: Path, path: Path, problem: str) -> h5py.File:
     try:
-        handle = h5py.File(path, "r")
+        return h5py.File(path, "r")
     except OSError as err:
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise InputError(path, f"cannot be read as HDF5 (unreadable, truncated or corrupt: {reason})") from None
-    with handle:
-        if DATASET not in handle:
-            raise InputError(path, f"no '{DATASET}' dataset (found: {', '.join(sorted(handle.keys())) or 'nothing'})")
-        dset = handle[DATASET]
-        yield dset, validate_dataset(path, dset)
+        raise InputError(subject, f"{problem} (unreadable, truncated or corrupt: {reason})") from None
+
+
+def _open_data(path: Path, handle: h5py.File, name: str = DATASET) -> h5py.Dataset:
+    """`handle[name]` as a dataset, with external raw files found beside the file that holds it (HDF5 would look in
+    the current folder, which under Nextflow is the task's work folder)."""
+    link = handle.get(name, getlink=True)
+    if link is None:
+        raise InputError(path, f"no '{name}' dataset (found: {', '.join(sorted(handle.keys())) or 'nothing'})")
+    try:
+        kind = handle.get(name, getclass=True)  # opens and closes the object: a dataset reopens with its prefix
+    except (KeyError, RuntimeError):  # h5py raises either for a link whose target cannot be opened
+        if isinstance(link, h5py.ExternalLink):
+            where = "cannot be opened or has no such object" if _find_file(
+                link.filename, handle.filename, "HDF5_EXT_PREFIX") else "does not exist"
+            raise InputError(path, f"'{name}' is an external link to {link.path} in {link.filename}, which "
+                                   f"{where} (looked beside {handle.filename})") from None
+        raise InputError(path, f"no '{name}' dataset ('{name}' is a link to a missing object)") from None
+    if kind is not h5py.Dataset:
+        raise InputError(path, f"'{name}' is not a dataset")
+    access = h5py.h5p.create(h5py.h5p.DATASET_ACCESS)
+    access.set_efile_prefix(b"${ORIGIN}")
+    return h5py.Dataset(h5py.h5d.open(handle.id, name.encode(), dapl=access))
+
+
+def _find_file(name: str, beside: str, prefix_variable: str) -> Path | None:
+    """Where HDF5 finds the file of a virtual source or external link, or None: the name itself if absolute, then
+    its base name under each folder of `prefix_variable`, beside the referring file `beside`, in the current
+    folder."""
+    named = Path(name)
+    base = Path(named.name) if named.is_absolute() else named
+    folders = [Path(p) for p in os.environ.get(prefix_variable, "").split(":") if p]
+    candidates = [named] if named.is_absolute() else []
+    candidates += [folder / base for folder in (*folders, Path(beside).parent, Path.cwd())]
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def check_sources(path: Path, dset: h5py.Dataset, depth: int = 0) -> None:
+    """Every file `dset`'s values come from exists, is readable, holds what is mapped from it, and needs no HDF5
+    filter this installation lacks; else one InputError naming the movie and the missing source."""
+    check_filters(path, dset)
+    if dset.is_virtual:
+        if depth >= MAX_SOURCE_DEPTH:
+            raise InputError(path, f"virtual dataset sources nest more than {MAX_SOURCE_DEPTH} deep")
+        for source in dset.virtual_sources():
+            _check_virtual_source(path, dset, source, depth)
+    if dset.external:
+        _check_external_files(path, dset)
+
+
+def _check_virtual_source(path: Path, dset: h5py.Dataset, source, depth: int) -> None:
+    what = f"virtual dataset '{DATASET}' maps frames from {source.dset_name} in {source.file_name}"
+    if "%" in source.file_name:
+        raise InputError(path, f"{what}, a printf-style file-name pattern this pipeline does not expand: write the "
+                               "movie as one dataset")
+    src_file = Path(dset.file.filename) if source.file_name == "." else _find_file(
+        source.file_name, dset.file.filename, "HDF5_VDS_PREFIX")
+    if src_file is None:
+        raise InputError(path, f"{what}, which does not exist (looked beside {dset.file.filename}); HDF5 would "
+                               "read those frames as zeros")
+    with _open_h5(path, src_file, f"{what}, which cannot be read as HDF5") as handle:
+        if source.dset_name not in handle:
+            raise InputError(path, f"{what}, which has no dataset {source.dset_name}; HDF5 would read those frames "
+                                   "as zeros")
+        src = _open_data(path, handle, source.dset_name)
+        space = source.src_space
+        if space.get_select_type() == h5py.h5s.SEL_ALL:
+            short = math.prod(src.shape) < source.vspace.get_select_npoints()
+        else:
+            short = any(end >= size for end, size in zip(space.get_select_bounds()[1], src.shape))
+        if short:
+            raise InputError(path, f"{what}, whose dataset (shape {src.shape}) is smaller than the region mapped "
+                                   "from it; HDF5 would read the rest as zeros")
+        check_sources(path, src, depth + 1)
+
+
+def _check_external_files(path: Path, dset: h5py.Dataset) -> None:
+    """Each external raw file holds its whole segment: HDF5 reads a short one's missing end as zeros. Files are
+    found as `_open_data` told HDF5 to: under HDF5_EXTFILE_PREFIX if set, else beside the HDF5 file."""
+    prefix = os.environ.get("HDF5_EXTFILE_PREFIX") or "${ORIGIN}"
+    folder = Path(prefix.replace("${ORIGIN}", str(Path(dset.file.filename).parent)))
+    remaining = dset.size * dset.dtype.itemsize
+    for name, offset, size in dset.external:
+        raw = Path(name) if Path(name).is_absolute() else folder / name
+        what = f"dataset '{DATASET}' stores its values in the external file {raw}"
+        if not raw.is_file() or not os.access(raw, os.R_OK):
+            raise InputError(path, f"{what}, which does not exist or is not readable")
+        needed = min(size, remaining)
+        if raw.stat().st_size < offset + needed:
+            raise InputError(path, f"{what}, which has {raw.stat().st_size} bytes, fewer than the {offset + needed} "
+                                   "needed; HDF5 would read the rest as zeros")
+        remaining -= needed
+
+
+def check_filters(path: Path, dset: h5py.Dataset) -> None:
+    """Every compression filter of `dset` can be decoded here (hdf5plugin registers blosc, bitshuffle, zstd, lz4,
+    ... when imported; it is imported only when a filter is missing)."""
+    plist = dset.id.get_create_plist()
+    filters = [plist.get_filter(i) for i in range(plist.get_nfilters())]
+    missing = [(code, name) for code, _, _, name in filters if not h5py.h5z.filter_avail(code)]
+    if missing:
+        with contextlib.suppress(ImportError):
+            import hdf5plugin  # noqa: F401 - registers its filters with HDF5
+        missing = [(code, name) for code, name in missing if not h5py.h5z.filter_avail(code)]
+    if missing:
+        code, name = missing[0]
+        label = name.decode(errors="replace") if isinstance(name, bytes) else str(name)
+        raise InputError(path, f"dataset '{DATASET}' is compressed with filter {label or 'unnamed'} (HDF5 filter id "
+                               f"{code}), which this installation cannot read: install hdf5plugin (pip install "
+                               "hdf5plugin) or point HDF5_PLUGIN_PATH at a folder with that filter")
 
 
 def chunk_frames(info: MovieInfo, dset: h5py.Dataset | None = None, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> int:

@@ -4,21 +4,24 @@ process EXTRACT {
     label 'process_stream'
 
     input:
-    tuple val(meta), path(movie), path(segmentation)
+    // In a subfolder: Nextflow's staging commands take a file name that starts with '-' for an option.
+    tuple val(meta), path(movie, stageAs: 'movie/*'), path(segmentation)
 
     output:
-    tuple val(meta), path('traces.h5'), emit: traces
-    path 'versions.yml',                emit: versions
+    tuple val(meta), path('traces.h5'),     optional: true, emit: traces
+    tuple val(meta), path('bad_input.txt'), optional: true, emit: bad_input
+    path 'versions.yml',                                    emit: versions
 
     script:
     def chunk = params.chunk_frames ? "--chunk_frames ${params.chunk_frames}" : ''
     """
+    ${PlaneStep.onBadInput(params.skip_bad_planes)}
     extract.py \\
-        --movie ${movie} \\
+        --movie=${PlaneStep.quote(movie)} \\
         --segmentation ${segmentation} \\
         --output traces.h5 \\
         --threads ${task.cpus} \\
-        ${params.use_suite2p_neuropil ? '--use_suite2p_neuropil' : ''} ${chunk}
+        ${params.use_suite2p_neuropil ? '--use_suite2p_neuropil' : ''} ${chunk} || on_step_failure
     ophys-extraction versions --process ${task.process} > versions.yml
     """
 

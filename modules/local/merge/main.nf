@@ -8,20 +8,22 @@ process MERGE {
     tuple val(meta), path(summary), path(segmentation), path(traces)
 
     output:
-    tuple val(meta), path('extraction/extraction.h5'), emit: extraction
-    path 'extraction/detected_ROIs.png',               emit: figure
-    path 'plane_summary.json',                         emit: plane_summary
-    path 'versions.yml',                               emit: versions
+    tuple val(meta), path('extraction/extraction.h5'), optional: true, emit: extraction
+    path 'extraction/detected_ROIs.png',               optional: true, emit: figure
+    path 'plane_summary.json',                         optional: true, emit: plane_summary
+    tuple val(meta), path('bad_input.txt'),            optional: true, emit: bad_input
+    path 'versions.yml',                                               emit: versions
 
     script:
     """
+    ${PlaneStep.onBadInput(params.skip_bad_planes)}
     merge.py \\
         --summary ${summary} \\
         --segmentation ${segmentation} \\
         --traces ${traces} \\
         --outdir extraction \\
-        --plane_id '${meta.id}' \\
-        --plane_summary plane_summary.json
+        --plane_id=${PlaneStep.quote(meta.id)} \\
+        --plane_summary plane_summary.json || on_step_failure
     ophys-extraction versions --process ${task.process} > versions.yml
     """
 
@@ -29,7 +31,9 @@ process MERGE {
     """
     mkdir extraction
     touch extraction/extraction.h5 extraction/detected_ROIs.png
-    printf '{"plane": "%s", "frames": 0, "rois": 0, "cells": 0, "runtime_seconds": 0}\\n' '${meta.id}' > plane_summary.json
+    cat > plane_summary.json <<'END_OF_PLANE_SUMMARY'
+    ${groovy.json.JsonOutput.toJson([plane: meta.id, frames: 0, rois: 0, cells: 0, runtime_seconds: 0, warnings: []])}
+    END_OF_PLANE_SUMMARY
     printf '"%s":\\n    ophys_extraction: stub\\n' "${task.process}" > versions.yml
     """
 }

@@ -1,24 +1,28 @@
-// One table for the session: every plane found, with frames, ROIs, cells and runtime, or why it is missing.
+// One table for the session: every plane found, with frames, ROIs, cells and runtime, or why it failed.
 process SESSION_SUMMARY {
     label 'process_light'
     publishDir "${params.outdir}", mode: params.publish_dir_mode
 
     input:
     path plane_summaries, stageAs: 'planes/*/plane_summary.json'
-    val plane_ids
+    val run_json
 
     output:
     path 'summary.json', emit: json
     path 'summary.csv',  emit: csv
 
     script:
+    // Plane ids arrive inside a quoted here-document (RunReport.runJson, one line of JSON): no shell parses them.
     """
-    ophys-extraction session-summary --planes ${plane_ids.join(' ')} --output . planes/*/plane_summary.json
+    cat > run.json <<'END_OF_RUN_JSON'
+    ${run_json}
+    END_OF_RUN_JSON
+    ophys-extraction session-summary --run run.json --output . planes/*/plane_summary.json
     """
 
     stub:
     """
-    echo '{"planes": []}' > summary.json
-    echo 'plane,status,frames,rois,cells,runtime_seconds' > summary.csv
+    echo '{"totals": {"planes": 0, "ok": 0, "failed": 0}, "planes": [], "stale_folders": []}' > summary.json
+    echo 'plane,status,frames,rois,cells,runtime_seconds,error,warnings' > summary.csv
     """
 }

@@ -4,21 +4,24 @@ process SUMMARY_IMAGES {
     label 'process_stream'
 
     input:
-    tuple val(meta), path(movie)
+    // In a subfolder: Nextflow's staging commands take a file name that starts with '-' for an option.
+    tuple val(meta), path(movie, stageAs: 'movie/*')
 
     output:
-    tuple val(meta), path('summary.h5'), emit: summary
-    path 'versions.yml',                  emit: versions
+    tuple val(meta), path('summary.h5'),    optional: true, emit: summary
+    tuple val(meta), path('bad_input.txt'), optional: true, emit: bad_input
+    path 'versions.yml',                                    emit: versions
 
     script:
     def chunk = params.chunk_frames ? "--chunk_frames ${params.chunk_frames}" : ''
     """
+    ${PlaneStep.onBadInput(params.skip_bad_planes)}
     summary_images.py \\
-        --movie ${movie} \\
+        --movie=${PlaneStep.quote(movie)} \\
         --output summary.h5 \\
         --frame_rate ${meta.frame_rate} \\
         --bin_duration ${params.bin_duration} \\
-        ${params.denoise ? '--denoise' : ''} ${chunk}
+        ${params.denoise ? '--denoise' : ''} ${chunk} || on_step_failure
     ophys-extraction versions --process ${task.process} > versions.yml
     """
 

@@ -32,7 +32,7 @@ def usage() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """`ophys-extraction COMMAND ARGS...`: run that step's main; bad input is one `ERROR:` line and exit 2."""
-    from ophys_extraction.errors import EXIT_BAD_INPUT, InputError
+    from ophys_extraction.errors import EXIT_BAD_INPUT, InputError, report
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv:
@@ -53,8 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(module.main(rest) or 0)
     except InputError as err:
-        print(f"ERROR: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return report(err)
     except SystemExit as exc:  # argparse --help / usage errors
         if exc.code is None or isinstance(exc.code, int):
             return exc.code or 0

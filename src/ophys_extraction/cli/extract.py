@@ -205,8 +205,8 @@ def run(args: argparse.Namespace) -> int:
     masks, weights, seg_attrs = read_segmentation(args.segmentation)
     with open_movie(args.movie) as (dset, info):
         if (info.height, info.width) != masks.shape:
-            raise InputError(args.movie, f"frame size {info.height}x{info.width} does not match the segmentation "
-                                         f"masks {masks.shape[0]}x{masks.shape[1]} of {args.segmentation}")
+            raise InputError(info.path, f"frame size {info.height}x{info.width} does not match the segmentation "
+                                        f"masks {masks.shape[0]}x{masks.shape[1]} of {args.segmentation}")
         n_chunk = args.chunk_frames or chunk_frames(info, dset)
 
         # suite2p (slow to import) only from here on: --help and input errors stay fast.
@@ -231,7 +231,7 @@ def run(args: argparse.Namespace) -> int:
         # "setup": suite2p's import, ROI masks, kernel loading: everything before the first frame is read.
         phases = {"setup": time.perf_counter() - t0}
         t1 = time.perf_counter()
-        F, Fneu = traces.extract_traces(dset, trace_masks, n_chunk, path=str(args.movie), threaded=threads > 1)
+        F, Fneu = traces.extract_traces(dset, trace_masks, n_chunk, path=str(info.path), threaded=threads > 1)
         phases["trace pass"] = time.perf_counter() - t1
 
     t1 = time.perf_counter()

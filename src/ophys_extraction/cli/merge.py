@@ -12,7 +12,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ophys_extraction.merge import DETECTED_ROIS_PNG, EXTRACTION_H5, merge, parse_params_json
+from ophys_extraction.merge import DETECTED_ROIS_PNG, EXTRACTION_H5, jsonable, merge, parse_params_json
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,8 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="pipeline parameters (a JSON file or a JSON string), stored under 'pipeline' in the "
                              "`parameters` attribute")
     parser.add_argument("--plane_summary", default=None, type=Path, metavar="FILE",
-                        help="also write this JSON file (plane, frames, rois, cells, runtime_seconds) for the "
-                             "session summary; runtime_seconds is MERGE's time plus the `runtime_seconds` "
+                        help="also write this JSON file (plane, frames, rois, cells, runtime_seconds, warnings) "
+                             "for the session summary; runtime_seconds is MERGE's time plus the `runtime_seconds` "
                              "attributes of the three inputs, where they have one")
     return parser
 
@@ -46,6 +46,13 @@ def upstream_runtime(*paths: Path) -> float:
         if isinstance(value, (int, float, np.integer, np.floating)) and np.isfinite(value):
             total += float(value)
     return total
+
+
+def recorded_warnings(summary: Path) -> list[str]:
+    """The warnings SUMMARY_IMAGES recorded about the movie (too short, implausible frame rate)."""
+    with h5py.File(summary, "r") as handle:
+        warnings = jsonable(handle.attrs.get("warnings", "[]"))
+    return [str(w) for w in warnings] if isinstance(warnings, list) else []
 
 
 def write_plane_summary(path: Path, row: dict) -> None:
@@ -69,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         runtime = time.time() - t0 + upstream_runtime(args.summary, args.segmentation, args.traces)
         write_plane_summary(args.plane_summary, {"plane": result.plane_id, "frames": result.frames,
                                                  "rois": result.n_rois, "cells": result.n_cells,
-                                                 "runtime_seconds": round(runtime, 1)})
+                                                 "runtime_seconds": round(runtime, 1),
+                                                 "warnings": recorded_warnings(args.summary)})
     print(f"merge: {result.n_rois} ROIs -> {result.extraction}, {result.figure} in {time.time() - t0:.1f} s",
           file=sys.stdout)
     return 0

@@ -3,19 +3,30 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
+from ophys_extraction.errors import InputError
 from ophys_extraction.session import write_session_summary
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ophys-extraction session-summary", description=__doc__)
-    parser.add_argument("--planes", nargs="*", default=[], help="every plane id found in the input, in order")
+    parser.add_argument("--run", type=Path, required=True,
+                        help='JSON file: {"planes": [{"plane": ID, "error": LINE or null}, ...] (every plane found, '
+                             'in order), "stale_folders": [NAME, ...]}; plane ids travel in a file, never on a '
+                             "command line")
     parser.add_argument("--output", type=Path, default=Path("."), help="folder for summary.json and summary.csv")
     parser.add_argument("summaries", nargs="*", type=Path, help="plane_summary.json files of finished planes")
     args = parser.parse_args(argv)
-    rows = write_session_summary(args.planes, args.summaries, args.output)
-    failed = [row["plane"] for row in rows if row["status"] != "ok"]
-    failures = f"; failed: {', '.join(failed)}" if failed else ""
-    print(f"{len(rows) - len(failed)} of {len(rows)} planes finished{failures}")
+    try:
+        run = json.loads(args.run.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise InputError(args.run, f"cannot be read as JSON ({type(err).__name__})") from None
+    summary = write_session_summary(run, args.summaries, args.output)
+    totals = summary["totals"]
+    print(f"{totals['ok']} of {totals['planes']} planes ok, {totals['failed']} failed")
+    for row in summary["planes"]:
+        if row["error"]:
+            print(f"plane {row['plane']} failed: {row['error']}")
     return 0

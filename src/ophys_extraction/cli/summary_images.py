@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import sys
@@ -16,7 +17,7 @@ from pathlib import Path
 from ophys_extraction.discovery import resolve_frame_rate
 from ophys_extraction.errors import InputError
 from ophys_extraction.h5io import atomic_h5, write_array
-from ophys_extraction.movie import open_movie
+from ophys_extraction.movie import open_movie, recording_warnings
 from ophys_extraction.summary import DEFAULT_BIN_DURATION, compute_summary_images
 
 
@@ -57,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         images = compute_summary_images(dset, info, frame_rate, bin_duration=args.bin_duration,
                                         denoise=args.denoise, n_frames_per_chunk=args.chunk_frames,
                                         tmp_dir=_scratch_dir(args.output))
+    warnings = recording_warnings(info, frame_rate, images.n_bins, args.bin_duration)
     with atomic_h5(args.output) as handle:
         write_array(handle, "meanImg", images.mean_img)
         write_array(handle, "maxImg", images.max_img)
@@ -73,11 +75,12 @@ def main(argv: list[str] | None = None) -> int:
             "bin_size": images.bin_size,
             "n_bins": images.n_bins,
             "denoise": bool(args.denoise),
+            # Carried into plane_summary.json by MERGE, so the session summary lists them.
+            "warnings": json.dumps(warnings),
             "runtime_seconds": time.perf_counter() - started,
         })
-    if images.bin_size < round(args.bin_duration * frame_rate):
-        print(f"WARNING: {args.movie}: {info.n_frames} frames last less than one {args.bin_duration} s bin; "
-              "binned them as a single bin (the max projection is then all zeros)", file=sys.stderr)
+    for warning in warnings:
+        print(f"WARNING: {info.path}: {warning}", file=sys.stderr)
     print(f"{args.movie}: {info.n_frames} frames of {info.height}x{info.width} at {frame_rate:g} Hz -> "
           f"{images.n_bins} bins of {images.bin_size} frames -> {args.output}")
     return 0

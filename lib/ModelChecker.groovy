@@ -1,0 +1,72 @@
+import java.nio.file.Files
+import java.nio.file.Path
+import java.nio.file.Paths
+
+/**
+ * --pretrained_model, checked before any task (the SEGMENT step checks it again, fully, with torch): a model file
+ * must exist and be a PyTorch file; a built-in Cellpose name needs its weights in Cellpose's model folder when the
+ * tasks run in this machine's environment (in a container the weights are in the image). Names and paths are told
+ * apart as src/ophys_extraction/segmentation.py `resolve_model` does.
+ */
+class ModelChecker {
+
+    // Cellpose 3 stores these built-ins as "<name>torch_0", the others under their name.
+    static final List<String> OLD_STYLE = ['cyto', 'cyto2', 'nuclei']
+    // Executors whose tasks always run in a container (this pipeline's images carry the cyto3 weights).
+    static final List<String> CONTAINER_EXECUTORS = ['awsbatch', 'google-batch', 'azurebatch', 'k8s']
+
+    /** The value a task gets: a model file as an absolute path (tasks run in their own work folders), a name as is. */
+    static String argument(String spec) {
+        return isFile(spec) ? path(spec).toAbsolutePath().normalize().toString() : spec
+    }
+
+    /**
+     * The problem with `spec`, or null. `weightsDir`: Cellpose's model folder where the tasks will look for a
+     * built-in model's weights, or null when they run in a container (nothing to check here).
+     */
+    static String problem(String spec, Path weightsDir) {
+        spec = spec?.trim()
+        if (!spec) return "--pretrained_model is empty: pass a Cellpose 3 model name (e.g. cyto3) or a model file"
+        if (isFile(spec)) return fileProblem(spec, path(spec))
+        if (weightsDir == null) return null
+        String weights = OLD_STYLE.contains(spec) ? "${spec}torch_0" : spec
+        if (Files.isRegularFile(weightsDir.resolve(weights))) return null
+        return "--pretrained_model ${spec}: no such file, and no weights of a built-in Cellpose model '${spec}' in " +
+               "${weightsDir} (weights are never downloaded at run time): pass a model file, put the weights there " +
+               "(or set CELLPOSE_LOCAL_MODELS_PATH), or use a container profile (docker, apptainer), whose image has cyto3"
+    }
+
+    /** Path-like values (a separator, a dot in the name, ~) and existing files are model files; the rest are names. */
+    static boolean isFile(String spec) {
+        return spec.contains('/') || spec.startsWith('~') || spec.contains('.') || Files.exists(path(spec))
+    }
+
+    private static Path path(String spec) {
+        String home = System.getProperty('user.home')
+        return Paths.get(spec == '~' ? home : spec.startsWith('~/') ? home + spec.substring(1) : spec)
+    }
+
+    private static String fileProblem(String spec, Path file) {
+        if (!Files.exists(file)) return "--pretrained_model ${spec}: model file not found"
+        if (!Files.isRegularFile(file)) return "--pretrained_model ${spec}: is not a file; a Cellpose model is one file"
+        if (!Files.isReadable(file)) return "--pretrained_model ${spec}: model file is not readable"
+        byte[] head = new byte[4]
+        int n = Files.newInputStream(file).withCloseable { it.read(head) }
+        // torch.save writes a zip archive ("PK\3\4"); files from torch < 1.6 are a pickle (protocol byte 0x80).
+        boolean zip = n == 4 && head[0] == 0x50 && head[1] == 0x4b && head[2] == 0x03 && head[3] == 0x04
+        boolean pickle = n >= 1 && (head[0] & 0xff) == 0x80
+        if (!zip && !pickle) return "--pretrained_model ${spec}: is not a PyTorch model file (neither the zip archive " +
+                                    "torch.save writes nor a pickle), so it cannot be a Cellpose model"
+        return null
+    }
+
+    /** Cellpose's model folder as the tasks will see it: CELLPOSE_LOCAL_MODELS_PATH (Nextflow's env scope, else this
+     * process's environment), else ~/.cellpose/models; null when tasks run in a container. */
+    static Path weightsDir(Map config, String containerEngine) {
+        String executor = (config.process instanceof Map ? config.process.executor : null) ?: 'local'
+        if (containerEngine || executor in CONTAINER_EXECUTORS) return null
+        String dir = (config.env instanceof Map ? config.env.CELLPOSE_LOCAL_MODELS_PATH : null) ?:
+                     System.getenv('CELLPOSE_LOCAL_MODELS_PATH')
+        return dir ? Paths.get(dir) : Paths.get(System.getProperty('user.home'), '.cellpose', 'models')
+    }
+}

@@ -1,0 +1,24 @@
+/**
+ * What every per-plane process script shares: shell quoting of values that come from file names, and the handling
+ * of bad input (exit code 2) that --skip_bad_planes turns into a recorded reason instead of a failed task.
+ */
+class PlaneStep {
+
+    /** One shell word holding `value` exactly: plane ids and movie names may hold spaces, quotes, `$`, `;`, ... */
+    static String quote(def value) {
+        return "'" + value.toString().replace("'", "'\\''") + "'"
+    }
+
+    /**
+     * Shell lines that go before a step's command, which is then written `command || on_step_failure`: the step's
+     * `ERROR:` line also goes to bad_input.txt (ophys_extraction.errors.report), and with --skip_bad_planes an exit
+     * code 2 that wrote it ends the task successfully with bad_input.txt as its only plane output, which carries the
+     * reason into the session summary. Every other failure keeps its exit code (so retries still see it).
+     */
+    static String onBadInput(boolean skipBadPlanes) {
+        return """\
+            export OPHYS_EXTRACTION_ERROR_FILE=bad_input.txt
+            on_step_failure() { local status=\$?; [ "\$status" -eq 2 ] && [ -s bad_input.txt ] && ${skipBadPlanes ? 'true' : 'false'} || exit "\$status"; }
+            """.stripIndent()
+    }
+}
