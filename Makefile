@@ -32,7 +32,7 @@ $(VENV)/.installed: requirements.lock pyproject.toml tools/install_nextflow.sh t
 # The bundled demo: two synthetic planes in Allen's session layout, generated deterministically.
 demo-data: $(DEMO_DATA)/.complete
 
-$(DEMO_DATA)/.complete: $(VENV)/.installed src/ophys_extraction/synthetic.py
+$(DEMO_DATA)/.complete: $(VENV)/.installed $(wildcard src/ophys_extraction/synthetic/*.py)
 	rm -rf $(DEMO_DATA)
 	$(PY) -m ophys_extraction.synthetic --out $(DEMO_DATA) --n_planes 2 --seed 20261124
 	touch $@

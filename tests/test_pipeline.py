@@ -31,7 +31,7 @@ def demo_input(tmp_path_factory: pytest.TempPathFactory) -> Path:
     bundled = REPO / "demo_data"
     if (bundled / ".complete").exists():
         return bundled
-    from ophys_extraction.synthetic import main as synthetic_main
+    from ophys_extraction.cli.synthetic import main as synthetic_main
     out = tmp_path_factory.mktemp("demo") / "demo_data"
     assert synthetic_main(["--out", str(out), "--n_planes", "2", "--seed", "20261124"]) == 0
     return out
@@ -183,7 +183,7 @@ ODD_ID = "good plane 'é' $(touch pwned);`touch pwned2`"
 @pytest.fixture(scope="module")
 def one_good_one_bad(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small good plane with an odd name and a plane whose movie has rank 2, as plain files."""
-    from ophys_extraction.synthetic import main as synthetic_main
+    from ophys_extraction.cli.synthetic import main as synthetic_main
     root = tmp_path_factory.mktemp("mixed")
     session = root / "session"
     assert synthetic_main(["--out", str(session), "--n_planes", "1", "--seed", "7", "--frames", "300",
@@ -288,7 +288,7 @@ def _max_concurrency(trace_file: Path) -> int:
 
 
 def test_eight_planes_finish_and_use_both_cores(tmp_path: Path) -> None:
-    from ophys_extraction.synthetic import main as synthetic_main
+    from ophys_extraction.cli.synthetic import main as synthetic_main
     session = tmp_path / "session"
     assert synthetic_main(["--out", str(session), "--n_planes", "8", "--seed", "11", "--frames", "200",
                            "--height", "96", "--width", "96"]) == 0

@@ -10,7 +10,7 @@ import sys
 
 # subcommand -> (module with main(argv) -> int, one-line help). Imported only when dispatched: `--help` stays fast.
 COMMANDS = {
-    "synthetic": ("ophys_extraction.synthetic", "write a synthetic session with ground truth (demo and tests)"),
+    "synthetic": ("ophys_extraction.cli.synthetic", "write a synthetic session with ground truth (demo and tests)"),
     "summary-images": ("ophys_extraction.cli.summary_images", "movie -> summary.h5 (mean, max, ratio, enhanced)"),
     "segment": ("ophys_extraction.cli.segment", "summary.h5 -> segmentation.h5 (Cellpose 3)"),
     "extract": ("ophys_extraction.cli.extract", "movie + segmentation.h5 -> traces.h5 (suite2p)"),
