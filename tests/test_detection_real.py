@@ -14,7 +14,8 @@ import pytest
 
 from ophys_extraction import segmentation
 from ophys_extraction.metrics import match_rois
-from ophys_extraction.training import load_for_eval, load_real_dir, predict
+from ophys_extraction.training.data import load_real_dir
+from ophys_extraction.training.evaluation import load_for_eval, predict
 
 from conftest import REPO
 

@@ -17,11 +17,12 @@ from ophys_extraction.cli.segment import main as segment_main
 from ophys_extraction.errors import EXIT_BAD_INPUT, run_cli
 from ophys_extraction.metrics import (core_ratio, dark_spot_density, false_positives_on, found_rois, iou_matrix,
                                      match_rois, mean_image_contrast, pooled, radial_profile)
-from ophys_extraction.segmentation import (IMAGE_MODES, SegmentationParams, mean_weights, prepare_image,
-                                           relabel_sequential, spatial_highpass)
+from ophys_extraction.segmentation import SegmentationParams, relabel_sequential
+from ophys_extraction.segmentation_input import (IMAGE_MODES, SUMMARY_DATASETS, mean_weights, prepare_image,
+                                                 spatial_highpass)
 from ophys_extraction.summary import enhanced_mean_image, max_mean_ratio
 from ophys_extraction.synthetic import make_training_image
-from ophys_extraction.training import SYNTH_EVAL_SEED0
+from ophys_extraction.training.data import SYNTH_EVAL_SEED0
 
 from conftest import REPO
 
@@ -127,7 +128,7 @@ def test_other_image_modes_run(tmp_path, mode):
     with h5py.File(summary, "r") as s, h5py.File(out, "r") as f:
         masks = f["cellpose/masks"][()]
         assert masks.dtype == np.int32 and np.array_equal(np.unique(masks), np.arange(masks.max() + 1))
-        expected_image = s[IMAGE_MODES[mode][0]][()]
+        expected_image = s[IMAGE_MODES[mode].image][()]
         expected_weights = mean_weights(s["meanImg"][()]) if mode == 3 else s["maxImg"][()]
         if mode == 1:
             expected_image = spatial_highpass(expected_image, 10.0, 0.5)
@@ -149,7 +150,7 @@ DIAMETER_TOLERANCE = 0.15
 def sized_summary(path, diameter: float, seed: int, size: int = 192):
     """summary.h5 of a held-out plane whose cells have this mean diameter; (ground truth, its true diameter)."""
     from ophys_extraction.rois import median_mask_diameter
-    from ophys_extraction.training import plane_fields, synthetic_plane
+    from ophys_extraction.training.data import plane_fields, synthetic_plane
     plane = synthetic_plane(seed, size, vary=False, **plane_fields(diameter, 0.25))
     with h5py.File(path, "w") as f:
         f["meanImg"] = plane.mean
@@ -207,7 +208,7 @@ def summary_file(tmp_path):
     path = tmp_path / "summary.h5"
     rng = np.random.default_rng(0)
     with h5py.File(path, "w") as f:
-        for name in segmentation.SUMMARY_DATASETS:
+        for name in SUMMARY_DATASETS:
             f[name] = rng.random((32, 32), dtype=np.float32)
     return path
 
@@ -281,8 +282,9 @@ def test_cuda_requested_without_gpu(tmp_path, summary_file, capsys):
 
 def test_prepare_image_modes():
     rng = np.random.default_rng(1)
-    images = {name: rng.random((20, 30), dtype=np.float32) for name in segmentation.SUMMARY_DATASETS}
-    for mode, (name, _) in IMAGE_MODES.items():
+    images = {name: rng.random((20, 30), dtype=np.float32) for name in SUMMARY_DATASETS}
+    for mode, spec in IMAGE_MODES.items():
+        name = spec.image
         image, weights = prepare_image(images, mode)
         np.testing.assert_array_equal(image, images[name])
         expected = mean_weights(images["meanImg"]) if mode in (2, 3) else images["maxImg"]

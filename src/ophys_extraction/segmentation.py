@@ -19,25 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.ndimage import gaussian_filter
 
 from ophys_extraction import sizing
 from ophys_extraction.errors import InputError
+from ophys_extraction.segmentation_input import IMAGE_MODES, prepare_image, spatial_highpass
 
-# --anatomical_only -> (summary.h5 dataset segmented, description). Modes 1-4 are suite2p's.
-IMAGE_MODES: dict[int, tuple[str, str]] = {
-    1: ("max_mean_ratio", "max projection / mean image ratio (log)"),
-    2: ("meanImg", "mean image"),
-    3: ("meanImgE", "enhanced mean image"),
-    4: ("maxImg", "max projection"),
-}
 DEFAULT_MODE = 2
 # The project's own model (trained by bin/train_model.py), under assets/models/ in the repository.
 BUNDLED_MODEL = "ophys_cp3"
-# Weights (`lam`) come from the mean image in the mean modes and from the max projection in the max modes.
-MEAN_WEIGHT_MODES = (2, 3)
-SUMMARY_DATASETS = ("meanImg", "maxImg", "max_mean_ratio", "meanImgE")
-
 # Built-in model files: Cellpose 3 names the old generation "<name>torch_0", the others by their name.
 _OLD_STYLE = ("cyto", "cyto2", "nuclei")
 # Size models exist only for these built-ins.
@@ -63,45 +52,6 @@ class SegmentationParams:
                 raise InputError(f"--{name}", f"must be a finite number >= 0, got {value}")
         if not np.isfinite(self.cellprob_threshold):
             raise InputError("--cellprob_threshold", f"must be finite, got {self.cellprob_threshold}")
-
-
-# ------------------------------------------------------------------------------------------------------- the image
-
-def required_datasets(mode: int) -> tuple[str, ...]:
-    """summary.h5 datasets a mode needs: the image it segments and the image its weights come from."""
-    image = IMAGE_MODES[mode][0]
-    weights = "meanImg" if mode in MEAN_WEIGHT_MODES else "maxImg"
-    return tuple(dict.fromkeys((image, weights)))
-
-
-def mean_weights(mean_img: np.ndarray) -> np.ndarray:
-    """`0.1 + clip((img - p1) / (p99 - p1), 0, 1)` of the mean image (suite2p's weights for the mean modes)."""
-    p1, p99 = np.percentile(mean_img, 1), np.percentile(mean_img, 99)
-    return (0.1 + np.clip((mean_img - p1) / max(p99 - p1, 1e-12), 0, 1)).astype(np.float32)
-
-
-def prepare_image(images: dict[str, np.ndarray], mode: int) -> tuple[np.ndarray, np.ndarray]:
-    """(image to segment, ROI weights image) for `--anatomical_only mode`, as suite2p 0.14 / 1.1 prepare them.
-
-    `images` maps summary.h5 dataset names to 2-D arrays (at least `required_datasets(mode)`).
-    """
-    image = np.asarray(images[IMAGE_MODES[mode][0]], np.float32)
-    if mode in MEAN_WEIGHT_MODES:
-        weights = mean_weights(np.asarray(images["meanImg"], np.float32))
-    else:
-        weights = np.asarray(images["maxImg"], np.float32).copy()
-    return image.copy(), weights
-
-
-def spatial_highpass(image: np.ndarray, diameter: float, spatial_hp_cp: float) -> np.ndarray:
-    """Normalise to [0, 1] (1st-99th percentile, clipped) and subtract a Gaussian blur of sigma diameter * N.
-
-    (suite2p 0.14's `spatial_hp_cp`; suite2p 1.1.0 subtracts the blur twice, which looks like a slip: SPEC.md asks
-    for one subtraction.)
-    """
-    p1, p99 = np.percentile(image, 1), np.percentile(image, 99)
-    img = np.clip((image - p1) / max(p99 - p1, 1e-12), 0, 1).astype(np.float32)
-    return (img - gaussian_filter(img, diameter * spatial_hp_cp)).astype(np.float32)
 
 
 # ------------------------------------------------------------------------------------------------------- the model
@@ -329,7 +279,7 @@ def segment_image(image: np.ndarray, weights: np.ndarray, model: LoadedModel,
     masks = relabel_sequential(masks)
     attrs = {
         "anatomical_only": params.anatomical_only,
-        "image_name": IMAGE_MODES[params.anatomical_only][1],
+        "image_name": IMAGE_MODES[params.anatomical_only].description,
         "diameter": params.diameter,
         "diameter_used": diameter,
         "diameter_source": diameter_source,

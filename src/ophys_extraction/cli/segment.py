@@ -13,12 +13,12 @@ import numpy as np
 from ophys_extraction import segmentation
 from ophys_extraction.errors import InputError
 from ophys_extraction.h5io import atomic_h5, write_array
-from ophys_extraction.segmentation import (DEFAULT_MODE, IMAGE_MODES, SegmentationParams, SegmentationResult,
-                                           required_datasets)
+from ophys_extraction.segmentation import DEFAULT_MODE, SegmentationParams, SegmentationResult
+from ophys_extraction.segmentation_input import IMAGE_MODES, describe_modes, required_datasets
 
 
 def build_parser() -> argparse.ArgumentParser:
-    modes = "; ".join(f"{k} {v[1]}" for k, v in IMAGE_MODES.items())
+    modes = describe_modes()
     parser = argparse.ArgumentParser(
         prog="segment.py", description=__doc__,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     runtime = time.perf_counter() - t0
     write_segmentation(args.output, result, {"summary": str(args.summary), **segmentation.versions(),
                                              "runtime_seconds": runtime})
-    print(f"segment: {result.n_rois} ROIs in {args.summary} ({IMAGE_MODES[params.anatomical_only][1]}, "
+    print(f"segment: {result.n_rois} ROIs in {args.summary} ({IMAGE_MODES[params.anatomical_only].description}, "
           f"diameter {result.attrs['diameter_used']:.1f} px: {result.attrs['diameter_source']}, "
           f"device {device}) in {runtime:.1f} s -> {args.output}", file=sys.stdout)
     return 0
