@@ -38,6 +38,6 @@ def test_training_log_matches_the_split():
     """The log committed beside the model records the same split as this test uses."""
     log = json.loads(MODEL.with_name(MODEL.name + ".training_log.json").read_text())
     annotated = {item["name"]: item for item in log["data"]["annotated"]}
-    if "neurofinder-00xx-left" in annotated:
-        item = annotated["neurofinder-00xx-left"]
-        assert item["train"] == "rows [0, 372)" and item["validation"] == "rows [396, 512)"
+    assert "neurofinder-00xx-left" in annotated, sorted(annotated)   # the bundled model is trained on it
+    item = annotated["neurofinder-00xx-left"]
+    assert item["train"] == "rows [0, 372)" and item["validation"] == "rows [396, 512)"
