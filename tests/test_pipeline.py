@@ -17,36 +17,12 @@ import pytest
 from conftest import REPO, write_h5
 from ophys_extraction.discovery import find_planes, resolve_frame_rate
 from ophys_extraction.schema import validate
-from pipeline_runner import NEXTFLOW, command, nextflow_env, run_pipeline, task_dirs
+from pipeline_runner import NEXTFLOW, command, nextflow_env, read_datasets, run_pipeline, task_dirs
 
 pytestmark = [pytest.mark.nextflow, pytest.mark.skipif(not NEXTFLOW.exists(), reason="run `make install` first")]
 
 MODEL = REPO / "assets" / "models" / "ophys_cp3"
 TEST_PROFILE = ("-profile", "test")
-
-
-@pytest.fixture(scope="module")
-def demo_input(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The bundled demo (make demo-data); generated here if the checkout has not made it yet."""
-    bundled = REPO / "demo_data"
-    if (bundled / ".complete").exists():
-        return bundled
-    from ophys_extraction.synthetic import main as synthetic_main
-    out = tmp_path_factory.mktemp("demo") / "demo_data"
-    assert synthetic_main(["--out", str(out), "--n_planes", "2", "--seed", "20261124"]) == 0
-    return out
-
-
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory: pytest.TempPathFactory, demo_input: Path):
-    return run_pipeline(tmp_path_factory.mktemp("demo_run"), *TEST_PROFILE, "--input_dir", str(demo_input))
-
-
-def read_datasets(path: Path) -> dict[str, np.ndarray]:
-    out: dict[str, np.ndarray] = {}
-    with h5py.File(path) as handle:
-        handle.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
-    return out
 
 
 def test_stub_run_needs_no_python(tmp_path: Path) -> None:

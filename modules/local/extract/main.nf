@@ -1,7 +1,7 @@
 // ROI statistics, cell and neuropil masks, traces in one streaming pass, neuropil correction, classifier.
 process EXTRACT {
     tag "${meta.id}"
-    label 'process_stream'
+    label 'process_single'
 
     input:
     tuple val(meta), path(movie), path(segmentation)
