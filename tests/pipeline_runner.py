@@ -13,6 +13,7 @@ import h5py
 import numpy as np
 
 from conftest import REPO
+from ophys_extraction.schema import validate
 
 NEXTFLOW = REPO / ".venv" / "bin" / "nextflow"
 
@@ -68,3 +69,17 @@ def task_dirs(launch_dir: Path) -> list[Path]:
     """Work directories of the tasks Nextflow started (each has a .command.sh)."""
     work = launch_dir / "work"
     return sorted(p.parent for p in work.glob("*/*/.command.sh")) if work.exists() else []
+
+
+def assert_same_extractions(outdir: Path, reference: Path) -> None:
+    """Every plane's extraction.h5 under `outdir` is valid, and it has the datasets of the one under `reference`
+    (the same planes), with equal values."""
+    planes = sorted(path.parent.parent.name for path in reference.glob("*/extraction/extraction.h5"))
+    assert planes and planes == sorted(path.parent.parent.name for path in outdir.glob("*/extraction/extraction.h5"))
+    for plane in planes:
+        ours = outdir / plane / "extraction" / "extraction.h5"
+        assert validate(ours) == [], plane
+        ours_data, theirs = read_datasets(ours), read_datasets(reference / plane / "extraction" / "extraction.h5")
+        assert ours_data.keys() == theirs.keys(), plane
+        for name in ours_data:
+            np.testing.assert_array_equal(ours_data[name], theirs[name], err_msg=f"{plane}: {name}")

@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import textwrap
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from conftest import REPO
-from ophys_extraction.discovery import find_planes
-from ophys_extraction.schema import validate
-from pipeline_runner import NEXTFLOW, read_datasets, run_pipeline, task_dirs, trace_rows
+from pipeline_runner import NEXTFLOW, assert_same_extractions, run_pipeline, task_dirs, trace_rows
 
 pytestmark = [pytest.mark.nextflow, pytest.mark.slow,
               pytest.mark.skipif(not NEXTFLOW.exists(), reason="run `make install` first")]
@@ -85,17 +81,9 @@ def test_every_task_is_a_slurm_job(slurm_run, slurm_env: dict[str, str]) -> None
         assert "--gres" not in header, f"{task}: the demo must not ask this GPU-less cluster for a GPU"
 
 
-def test_slurm_outputs_equal_the_local_run(slurm_run, demo_run, demo_input: Path) -> None:
+def test_slurm_outputs_equal_the_local_run(slurm_run, demo_run) -> None:
     assert slurm_run.returncode == 0 and demo_run.returncode == 0
-    for plane in find_planes(demo_input):
-        on_slurm_file = slurm_run.outdir / plane.plane_id / "extraction" / "extraction.h5"
-        assert validate(on_slurm_file) == []
-        on_slurm = read_datasets(on_slurm_file)
-        local = read_datasets(demo_run.outdir / plane.plane_id / "extraction" / "extraction.h5")
-        assert on_slurm.keys() == local.keys()
-        for name in on_slurm:
-            np.testing.assert_array_equal(on_slurm[name], local[name], err_msg=f"{plane.plane_id}: {name}")
-
+    assert_same_extractions(slurm_run.outdir, demo_run.outdir)
 
 def test_gpu_profile_asks_slurm_for_a_gpu(tmp_path: Path, slurm_env: dict[str, str]) -> None:
     """With the gpu profile SEGMENT's job asks for a GPU in --slurm_gpu_queue; the other jobs stay in --slurm_queue
