@@ -30,7 +30,7 @@ def config(tmp_path: Path, profile: str, extra_config: str = "", *options: str) 
     ("docker", ["enabled = true", "ophys-extraction-segmentation:0.1.0", "ophys-extraction-extraction:0.1.0"]),
     ("apptainer", ["autoMounts = true", "ophys-extraction-extraction:0.1.0"]),
     ("gpu", ["accelerator = 1"]),
-    ("slurm", ["executor = 'slurm'", "slurm_time_single"]),
+    ("slurm", ["executor = 'slurm'", "slurm_time_single", "/.venv/bin:$PATH"]),
     ("awsbatch", ["executor = 'awsbatch'", "cliPath = '/home/ec2-user/miniconda/bin/aws'", "region = 'us-west-2'"]),
 ])
 def test_profile_resolves(tmp_path: Path, profile: str, expected: list[str]) -> None:

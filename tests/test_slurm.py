@@ -60,9 +60,12 @@ def fast_polling_config(root: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def slurm_run(tmp_path_factory: pytest.TempPathFactory, slurm_env: dict[str, str], demo_input: Path):
+    """The demo as a user runs it on a cluster (`-profile slurm`, tasks in the project's .venv), with the test
+    profile's model."""
     root = tmp_path_factory.mktemp("slurm")
-    return run_pipeline(root / "launch", "-profile", "test,slurm", "-c", str(fast_polling_config(root)),
-                        "--input_dir", str(demo_input), extra_env=slurm_env)
+    return run_pipeline(root / "launch", "-profile", "slurm", "-c", str(fast_polling_config(root)),
+                        "--input_dir", str(demo_input), "--pretrained_model", str(REPO / "assets/models/ophys_cp3"),
+                        extra_env=slurm_env)
 
 
 def test_every_task_is_a_slurm_job(slurm_run, slurm_env: dict[str, str]) -> None:
