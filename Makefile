@@ -13,7 +13,7 @@ DEMO_DATA ?= demo_data
 OUTDIR ?= results
 PYTEST_ARGS ?=
 
-.PHONY: install demo demo-data test bench clean
+.PHONY: install demo demo-data test slurm-test bench clean
 
 install: $(VENV)/.installed
 
@@ -42,6 +42,16 @@ demo: install demo-data
 
 test: install demo-data
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The demo through SLURM's sbatch on a single-node cluster started on this machine (tools/slurm/start_cluster.sh:
+# needs root; installs slurm-wlm and munge with apt-get if missing). `make test` runs the same tests and skips them
+# where no cluster can be started; here that is a failure. Then prints the last 11 jobs as SLURM logged them
+# (`sacct -c` reads the job-completion log): the demo's 9 and the 2 of the GPU-request check.
+SACCT := SLURM_CONF=$${OPHYS_SLURM_DIR:-/tmp/ophys-extraction-slurm}/slurm.conf sacct -c \
+	--format=JobID,JobName%32,State,ExitCode,Start,End,NodeList
+slurm-test: install demo-data
+	OPHYS_REQUIRE_SLURM=1 $(PY) -m pytest tests/test_slurm.py $(PYTEST_ARGS)
+	$(SACCT) | sed -n 1,2p && $(SACCT) | tail -n +3 | tail -n 11
 
 bench: install
 	$(PY) bench/extraction.py

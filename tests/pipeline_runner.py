@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import h5py
+import numpy as np
+
 from conftest import REPO
+from ophys_extraction.schema import validate
 
 NEXTFLOW = REPO / ".venv" / "bin" / "nextflow"
 
@@ -32,17 +38,48 @@ def command(launch_dir: Path, *args: str, outdir: Path | None = None) -> list[st
             "--outdir", str(outdir), *args]
 
 
-def run_pipeline(launch_dir: Path, *args: str, outdir: Path | None = None, timeout: float = 1800) -> Run:
+def run_pipeline(launch_dir: Path, *args: str, outdir: Path | None = None, timeout: float = 1800,
+                 extra_env: Mapping[str, str] | None = None) -> Run:
     """`nextflow run main.nf --outdir OUTDIR ARGS` from `launch_dir` (OUTDIR defaults to <launch_dir>/results);
-    `output` is stdout and stderr together."""
+    `output` is stdout and stderr together; `extra_env` is added to Nextflow's environment."""
     launch_dir.mkdir(parents=True, exist_ok=True)
     outdir = outdir or launch_dir / "results"
-    proc = subprocess.run(command(launch_dir, *args, outdir=outdir), cwd=launch_dir, env=nextflow_env(launch_dir),
+    env = nextflow_env(launch_dir) | dict(extra_env or {})
+    proc = subprocess.run(command(launch_dir, *args, outdir=outdir), cwd=launch_dir, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
     return Run(proc.returncode, proc.stdout, launch_dir, outdir)
+
+
+def trace_rows(outdir: Path) -> list[dict[str, str]]:
+    """The rows of the run's latest execution trace (pipeline_info/execution_trace_*.txt), one per task attempt."""
+    trace = sorted((outdir / "pipeline_info").glob("execution_trace_*.txt"))[-1]
+    with trace.open(newline="") as handle:
+        return list(csv.DictReader(handle, delimiter="\t"))
+
+
+def read_datasets(path: Path) -> dict[str, np.ndarray]:
+    """Every dataset of an HDF5 file, by its path inside the file."""
+    out: dict[str, np.ndarray] = {}
+    with h5py.File(path) as handle:
+        handle.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+    return out
 
 
 def task_dirs(launch_dir: Path) -> list[Path]:
     """Work directories of the tasks Nextflow started (each has a .command.sh)."""
     work = launch_dir / "work"
     return sorted(p.parent for p in work.glob("*/*/.command.sh")) if work.exists() else []
+
+
+def assert_same_extractions(outdir: Path, reference: Path) -> None:
+    """Every plane's extraction.h5 under `outdir` is valid, and it has the datasets of the one under `reference`
+    (the same planes), with equal values."""
+    planes = sorted(path.parent.parent.name for path in reference.glob("*/extraction/extraction.h5"))
+    assert planes and planes == sorted(path.parent.parent.name for path in outdir.glob("*/extraction/extraction.h5"))
+    for plane in planes:
+        ours = outdir / plane / "extraction" / "extraction.h5"
+        assert validate(ours) == [], plane
+        ours_data, theirs = read_datasets(ours), read_datasets(reference / plane / "extraction" / "extraction.h5")
+        assert ours_data.keys() == theirs.keys(), plane
+        for name in ours_data:
+            np.testing.assert_array_equal(ours_data[name], theirs[name], err_msg=f"{plane}: {name}")

@@ -1,7 +1,7 @@
 // Writes the plane's extraction.h5 (SPEC.md section 4) and detected_ROIs.png, validated before the rename.
 process MERGE {
     tag "${meta.id}"
-    label 'process_light'
+    label 'process_single'
     publishDir "${params.outdir}/${meta.id}", mode: params.publish_dir_mode, pattern: 'extraction/*'
 
     input:
