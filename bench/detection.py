@@ -83,7 +83,7 @@ def score(model, image: np.ndarray, truth: np.ndarray,
           ignore: np.ndarray | None = None) -> tuple[DetectionScores, np.ndarray, np.ndarray]:
     """(scores, found flag per ground-truth ROI, predicted masks) of the pipeline's default SEGMENT settings."""
     params = segmentation.SegmentationParams()
-    result = segmentation.segment_image(image, np.zeros_like(image), model, params, final_positions=False)
+    result = segmentation.segment_image(image, np.zeros_like(image), model, params)
     return (match_rois(truth, result.masks, ignore=ignore), found_rois(truth, result.masks, ignore=ignore),
             result.masks)
 

@@ -242,7 +242,7 @@ def predict(model: Any, image: np.ndarray, diameter: float = 0.0, cellprob_thres
     from ophys_extraction.segmentation import SegmentationParams, segment_image
     params = SegmentationParams(diameter=diameter, cellprob_threshold=cellprob_threshold,
                                 flow_threshold=flow_threshold)
-    return segment_image(image, np.zeros_like(image), model, params, final_positions=False).masks
+    return segment_image(image, np.zeros_like(image), model, params).masks
 
 
 def load_for_eval(path: Path | str) -> Any:
