@@ -24,6 +24,8 @@ test profile, a fresh launch folder, so nothing is resumed), `--demo_repeats` ti
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -77,17 +79,23 @@ def run_steps(plane: Path, workdir: Path, numba_cache: Path | None) -> dict[str,
     return results
 
 
-def time_demo(workdir: Path) -> float:
-    """Wall seconds of `make demo`'s Nextflow run from a fresh launch folder (demo data made if missing)."""
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def time_demo(workdir: Path) -> tuple[float, float]:
+    """(wall s, CPU s of Nextflow and every task) of `make demo`'s Nextflow run from a fresh launch folder (demo
+    data made if missing)."""
     subprocess.run(["make", "-C", str(REPO), "demo-data"], check=True, stdout=subprocess.DEVNULL)
     launch = Path(tempfile.mkdtemp(prefix="demo_", dir=workdir))
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), children_cpu_seconds()
     subprocess.run([str(NEXTFLOW), "-log", str(launch / "nextflow.log"), "run", str(REPO / "main.nf"),
                     "-profile", "test", "--input_dir", str(REPO / "demo_data"), "--outdir", str(launch / "results")],
                    cwd=launch, check=True, stdout=subprocess.DEVNULL)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, children_cpu_seconds() - cpu
     shutil.rmtree(launch)
-    return seconds
+    return seconds, cpu
 
 
 def main() -> None:
@@ -104,7 +112,8 @@ def main() -> None:
         plane = workdir / "plane"
         make_movie(plane / "movie.h5", 200, height=128, width=128)
         warm_up = measure([Path(sys.executable).parent / "ophys-extraction", "warm-up"])
-        print(f"  warm-up: {warm_up.seconds:.1f} s ({warm_up.stdout.strip()})", flush=True)
+        print(f"  warm-up: {warm_up.seconds:.1f} s ({warm_up.stdout.strip()}); 1-min load average "
+              f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
         passes = {"warm": [run_steps(plane, workdir, None) for _ in range(args.repeats)],
                   "cold": [run_steps(plane, workdir, Path(tempfile.mkdtemp(prefix="numba_", dir=workdir)))
                            for _ in range(args.cold_repeats)]}
@@ -127,9 +136,12 @@ def main() -> None:
                     rows)
         if args.demo:
             demo = [time_demo(workdir) for _ in range(args.demo_repeats)]
-            print_table("The demo through Nextflow (2 planes of 256 x 256 x 600, -profile test)",
-                        ["runs", "median wall s", "min", "max"],
-                        [[len(demo), statistics.median(demo), min(demo), max(demo)]])
+            walls = [wall for wall, _ in demo]
+            print_table("The demo through Nextflow (2 planes of 256 x 256 x 600, -profile test; CPU: Nextflow and "
+                        "its tasks)", ["runs", "median wall s", "min", "max", "median CPU s"],
+                        [[len(demo), statistics.median(walls), min(walls), max(walls),
+                          statistics.median(cpu for _, cpu in demo)]])
+        print(f"  1-min load average at the end: {os.getloadavg()[0]:.1f}")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     device = segmentation.resolve_device(args.device)
     import cellpose.models  # noqa: F401 - here, so that its import is timed apart from the model load
     t1 = time.perf_counter()
-    seconds = {"imports": t1 - t0}
+    seconds = {"reading, imports": t1 - t0}
     spec = segmentation.resolve_model(args.pretrained_model)
     model = segmentation.load_model(spec, device)
     seconds["model load"] = time.perf_counter() - t1
