@@ -58,7 +58,7 @@ def measure(cmd: list[str | Path], env: dict[str, str] | None = None) -> Measure
 
 def logged_phases(stdout: str) -> dict[str, float]:
     """The phase times a step prints at the end of its log line: "... in T s (name X s, other Y s, ...) -> out"."""
-    found = re.findall(r"\(([a-z ]+ [0-9.]+ s(?:, [a-z ,]+? [0-9.]+ s)*)\)", stdout)
+    found = re.findall(r"\(([a-z ,]+? [0-9.]+ s(?:, [a-z ,]+? [0-9.]+ s)*)\)", stdout)
     if not found:
         raise RuntimeError(f"no phase times in the step's output: {stdout!r}")
     return {name.strip(" ,"): float(seconds) for name, seconds in re.findall(r"([a-z ,]+?) ([0-9.]+) s", found[-1])}
