@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -103,15 +104,24 @@ def main(argv: list[str] | None = None) -> int:
     params.validate()
     images = read_summary(args.summary, required_datasets(params.anatomical_only))
 
-    # Cellpose and torch are imported (inside these calls) only now: `--help` and input errors stay fast.
+    # torch and Cellpose are imported only now: `--help` and input errors stay fast.
     device = segmentation.resolve_device(args.device)
+    import cellpose.models  # noqa: F401 - here, so that its import is timed apart from the model load
+    t1 = time.perf_counter()
+    seconds = {"reading, imports": t1 - t0}
     spec = segmentation.resolve_model(args.pretrained_model)
     model = segmentation.load_model(spec, device)
+    seconds["model load"] = time.perf_counter() - t1
     result = segmentation.segment_summary(images, model, params)
+    seconds.update(result.seconds)
     runtime = time.perf_counter() - t0
+    t1 = time.perf_counter()
     write_segmentation(args.output, result, {"summary": str(args.summary), **segmentation.versions(),
-                                             "runtime_seconds": runtime})
+                                             "runtime_seconds": runtime,
+                                             "phase_seconds": json.dumps(seconds)})
+    seconds["writing"] = time.perf_counter() - t1
     print(f"segment: {result.n_rois} ROIs in {args.summary} ({IMAGE_MODES[params.anatomical_only].description}, "
           f"diameter {result.attrs['diameter_used']:.1f} px: {result.attrs['diameter_source']}, "
-          f"device {device}) in {runtime:.1f} s -> {args.output}", file=sys.stdout)
+          f"device {device}) in {time.perf_counter() - t0:.1f} s "
+          f"({', '.join(f'{k} {v:.1f} s' for k, v in seconds.items())}) -> {args.output}", file=sys.stdout)
     return 0
