@@ -25,7 +25,6 @@ from ophys_extraction import sizing
 from ophys_extraction.errors import InputError
 from ophys_extraction.segmentation_input import IMAGE_MODES, prepare_image, spatial_highpass
 
-DEFAULT_MODE = 2
 # The project's own model (trained by bin/train_model.py), under assets/models/ in the repository.
 BUNDLED_MODEL = "ophys_cp3"
 # Built-in model files: Cellpose 3 names the old generation "<name>torch_0", the others by their name.
@@ -38,7 +37,9 @@ _FIRST_CONV = "downsample.down.res_down_0.conv.conv_0.2.weight"
 
 @dataclass(frozen=True)
 class SegmentationParams:
-    anatomical_only: int = DEFAULT_MODE
+    """SEGMENT's options and their defaults (the only place they are written; nextflow_schema.json mirrors them,
+    tests/test_parameters.py checks that)."""
+    anatomical_only: int = 2         # the mean image (segmentation_input.IMAGE_MODES)
     diameter: float = 0.0            # 0: estimated from the plane's image (sizing.py)
     cellprob_threshold: float = 0.0
     flow_threshold: float = 1.5
