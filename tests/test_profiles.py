@@ -26,7 +26,10 @@ def config(tmp_path: Path, profile: str, extra_config: str = "") -> str:
 @pytest.mark.parametrize("profile, expected", [
     ("standard", ["executor = 'local'", "/.venv/bin:$PATH"]),
     ("test", ["demo_data", "assets/models/ophys_cp3"]),
-    ("docker", ["enabled = true", "ophys-extraction-segmentation:0.1.0", "ophys-extraction-extraction:0.1.0"]),
+    ("docker", ["enabled = true", "readOnlyInputs = true", "-u $(id -u):$(id -g)",
+                "ophys-extraction-segmentation:0.1.0", "ophys-extraction-extraction:0.1.0"]),
+    ("podman", ["enabled = true", "readOnlyInputs = true", "--network none", "ophys-extraction-segmentation:0.1.0",
+                "ophys-extraction-extraction:0.1.0"]),
     ("apptainer", ["autoMounts = true", "ophys-extraction-extraction:0.1.0"]),
     ("gpu", ["accelerator = 1"]),
     ("awsbatch", ["executor = 'awsbatch'", "cliPath = '/home/ec2-user/miniconda/bin/aws'", "region = 'us-west-2'"]),
@@ -35,6 +38,13 @@ def test_profile_resolves(tmp_path: Path, profile: str, expected: list[str]) -> 
     text = config(tmp_path, profile)
     for fragment in expected:
         assert fragment in text, f"{profile}: {fragment!r} not in\n{text}"
+
+
+@pytest.mark.parametrize("engine", ["docker", "podman"])
+def test_container_tasks_use_the_images_environment_even_with_the_test_profile(tmp_path: Path, engine: str) -> None:
+    """`test` points PATH at the host's .venv, which Nextflow mounts into the container with the demo's inputs."""
+    text = config(tmp_path, f"test,{engine}")
+    assert "PATH = '$PATH'" in text and ".venv/bin" not in text, text
 
 
 def test_awsbatch_queues_come_from_params(tmp_path: Path) -> None:
