@@ -115,7 +115,8 @@ def _compare(tmp_path: Path, **other: np.ndarray) -> subprocess.CompletedProcess
                 handle.create_dataset(key, data=value)
             handle.attrs["parameters"] = '{"segment": {"pretrained_model": "%s"}}' % name
         paths.append(str(tmp_path / name))
-    return subprocess.run([sys.executable, str(REPO / "tools" / "compare_extraction.py"), *paths],
+    return subprocess.run([sys.executable, "-c", "import sys; from ophys_extraction.cli import main; "
+                           "sys.exit(main(['compare', *sys.argv[1:]]))", *paths],
                           capture_output=True, text=True, timeout=60)
 
 

@@ -1,19 +1,11 @@
-#!/usr/bin/env python3
-"""Compare two extraction.h5 files dataset by dataset, exactly (bit for bit), streaming in row blocks.
-
-usage: compare_extraction.py REFERENCE OTHER
-
-Prints one line per dataset that differs (dtype, shape, or values: how many elements and the largest difference),
-the attributes that differ (provenance such as paths may; they are reported, not counted), and a last line
-`identical: N datasets` or `DIFFERENT: K of N datasets`. Exit 0 only if every dataset of either file exists in the
-other with the same dtype, shape and bytes.
-"""
+"""Comparing two runs' outputs: every dataset of extraction.h5, bit for bit (streamed in row blocks), and the
+attributes (reported, not counted: provenance such as paths and the Python version may differ). Used by
+`ophys-extraction compare`, `make container-test` and the tests that check runs are identical."""
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +13,22 @@ import h5py
 import numpy as np
 
 from ophys_extraction.schema import iter_row_blocks
+
+
+@dataclass
+class Comparison:
+    n_datasets: int
+    problems: list[str] = field(default_factory=list)          # datasets that differ or exist in one file only
+    attributes: list[str] = field(default_factory=list)        # attribute differences (not counted)
+
+    @property
+    def identical(self) -> bool:
+        return not self.problems
+
+    def lines(self) -> list[str]:
+        return ([f"attribute {line}" for line in self.attributes] + self.problems
+                + [f"DIFFERENT: {len(self.problems)} of {self.n_datasets} datasets" if self.problems
+                   else f"identical: {self.n_datasets} datasets"])
 
 
 def dataset_names(handle: h5py.File) -> list[str]:
@@ -81,7 +89,8 @@ def attribute_differences(key: str, a: Any, b: Any) -> list[tuple[str, Any, Any]
     return [(k, la.get(k), lb.get(k)) for k in sorted(set(la) | set(lb)) if la.get(k) != lb.get(k)]
 
 
-def compare(reference: Path, other: Path) -> bool:
+def compare_files(reference: Path, other: Path) -> Comparison:
+    """Every dataset of either file, in the other with the same dtype, shape and bits; attribute differences."""
     with h5py.File(reference, "r") as ref, h5py.File(other, "r") as oth:
         ref_names, oth_names = dataset_names(ref), dataset_names(oth)
         problems = [f"{name}: only in {reference}" for name in ref_names if name not in oth]
@@ -92,27 +101,24 @@ def compare(reference: Path, other: Path) -> bool:
                 problems.append(f"{name}: {a.dtype}{a.shape} vs {b.dtype}{b.shape}")
             elif (why := value_difference(a, b)) is not None:
                 problems.append(f"{name}: {why}")
-        for key in sorted(set(ref.attrs) | set(oth.attrs)):
-            for where, va, vb in attribute_differences(key, ref.attrs.get(key), oth.attrs.get(key)):
-                print(f"attribute {where} differs (not counted): {va!r} vs {vb!r}")
-        for line in problems:
-            print(line)
-        n = len(set(ref_names) | set(oth_names))
-        print(f"DIFFERENT: {len(problems)} of {n} datasets" if problems else f"identical: {n} datasets")
-        return not problems
+        attributes = [f"{where} differs (not counted): {va!r} vs {vb!r}"
+                      for key in sorted(set(ref.attrs) | set(oth.attrs))
+                      for where, va, vb in attribute_differences(key, ref.attrs.get(key), oth.attrs.get(key))]
+        return Comparison(len(set(ref_names) | set(oth_names)), problems, attributes)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("reference", type=Path)
-    parser.add_argument("other", type=Path)
-    args = parser.parse_args(argv)
-    for path in (args.reference, args.other):
-        if not path.is_file():
-            print(f"{path}: no such file", file=sys.stderr)
-            return 2
-    return 0 if compare(args.reference, args.other) else 1
+def plane_files(outdir: Path) -> dict[str, Path]:
+    """{plane id: extraction.h5} of a run's output folder."""
+    return {path.parent.parent.name: path for path in sorted(Path(outdir).glob("*/extraction/extraction.h5"))}
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def compare_outputs(reference: Path, other: Path) -> dict[str, Comparison]:
+    """Per plane of either output folder: its extraction.h5 compared (a plane missing on one side differs)."""
+    ref, oth = plane_files(reference), plane_files(other)
+    out = {}
+    for plane in sorted(set(ref) | set(oth)):
+        if plane in ref and plane in oth:
+            out[plane] = compare_files(ref[plane], oth[plane])
+        else:
+            out[plane] = Comparison(0, [f"extraction.h5 only in {reference if plane in ref else other}"])
+    return out
