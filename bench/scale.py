@@ -66,7 +66,9 @@ def bench_size(frames: int, workdir: Path, model: Path, movies: Path | None, set
     gb = movie.stat().st_size / 1e9
     floor_at_once = cold_floor(movie, 0.0)
     floor_summary = cold_floor(movie, settle)
-    summary = measure(step("summary_images.py", "--movie", movie, "--output", workdir / "summary.h5"))
+    from ophys_extraction.synthetic import SyntheticSpec  # make_movie's frame rate (the pipeline passes each plane's)
+    summary = measure(step("summary_images.py", "--movie", movie, "--output", workdir / "summary.h5",
+                           "--frame_rate", str(SyntheticSpec().frame_rate)))
     summary_startup = measure([sys.executable, "-c", f"import {SUMMARY_STARTUP}"]).seconds
     segment = measure(step("segment.py", "--summary", workdir / "summary.h5", "--output", workdir / "seg.h5",
                            "--pretrained_model", model))
@@ -75,7 +77,7 @@ def bench_size(frames: int, workdir: Path, model: Path, movies: Path | None, set
                            "--output", workdir / "traces.h5"))
     extract_startup = extract.seconds - extract_streaming_seconds(extract.stdout)
     merge = measure(step("merge.py", "--summary", workdir / "summary.h5", "--segmentation", workdir / "seg.h5",
-                         "--traces", workdir / "traces.h5", "--outdir", workdir / "extraction"))
+                         "--traces", workdir / "traces.h5", "--outdir", workdir / "extraction", "--plane_id", "plane"))
     rows = [[frames, f"{gb:.1f} GB", "SUMMARY_IMAGES", summary.seconds, floor_summary, floor_at_once,
              summary_startup, (summary.seconds - summary_startup) / floor_summary, summary.peak_rss_mb],
             [frames, "", "SEGMENT", segment.seconds, "-", "-", "-", "-", segment.peak_rss_mb],

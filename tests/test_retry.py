@@ -22,7 +22,11 @@ KILL_FIRST_ATTEMPT = """\
 #!/usr/bin/env bash
 movie=
 previous=
-for arg in "$@"; do [[ "$previous" == --movie ]] && movie=$arg; previous=$arg; done
+for arg in "$@"; do
+    [[ "$previous" == --movie ]] && movie=$arg
+    [[ "$arg" == --movie=* ]] && movie=${arg#--movie=}
+    previous=$arg
+done
 if mkdir "$KILL_ONCE_STATE/$(basename "$movie")" 2>/dev/null; then
     ( sleep 3; kill -KILL $$ ) > /dev/null 2>&1 &
 fi
