@@ -26,6 +26,8 @@ $(VENV)/.installed: requirements.lock pyproject.toml tools/install_nextflow.sh t
 	  || { $(VENV)/bin/pip download --quiet --no-deps -r requirements.lock -d $(WHEELHOUSE) \
 	       && $(VENV)/bin/pip install --quiet --no-deps --no-index --find-links $(WHEELHOUSE) -r requirements.lock; }
 	$(VENV)/bin/pip install --quiet --no-deps --no-build-isolation --no-index -e .
+	# Compile the numba kernels into their on-disk cache once, so that no pipeline task compiles (README).
+	$(VENV)/bin/ophys-extraction warm-up
 	tools/install_nextflow.sh $(VENV)
 	touch $@
 

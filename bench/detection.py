@@ -93,7 +93,7 @@ def score(model, image: np.ndarray, truth: np.ndarray,
           ignore: np.ndarray | None = None) -> tuple[DetectionScores, np.ndarray, np.ndarray]:
     """(scores, found flag per ground-truth ROI, predicted masks) of the pipeline's default SEGMENT settings."""
     params = segmentation.SegmentationParams()
-    result = segmentation.segment_image(image, np.zeros_like(image), model, params, final_positions=False)
+    result = segmentation.segment_image(image, np.zeros_like(image), model, params)
     return (match_rois(truth, result.masks, ignore=ignore), found_rois(truth, result.masks, ignore=ignore),
             result.masks)
 
@@ -122,11 +122,10 @@ def size_table(loaded: dict, families: list[str], n_planes: int, size: int, nois
                     plane = synthetic_plane(SYNTH_EVAL_SEED0 + 200 + 10 * k + i, size, noise, vary=False,
                                             **plane_fields(centre, SIZE_COVERAGE, family))
                     truth = median_mask_diameter(plane.masks)
-                    result = segmentation.segment_image(plane.mean, np.zeros_like(plane.mean), model, params,
-                                                        final_positions=False)
+                    result = segmentation.segment_image(plane.mean, np.zeros_like(plane.mean), model, params)
                     at_truth = segmentation.segment_image(
                         plane.mean, np.zeros_like(plane.mean), model,
-                        segmentation.SegmentationParams(diameter=truth), final_positions=False)
+                        segmentation.SegmentationParams(diameter=truth))
                     est.append(match_rois(plane.masks, result.masks))
                     oracle.append(match_rois(plane.masks, at_truth.masks))
                     true_d.append(truth)

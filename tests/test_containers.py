@@ -41,3 +41,14 @@ def test_cpu_image_drops_only_cuda_packages_and_keeps_torch_version() -> None:
 def test_segmentation_image_bakes_cyto3_weights() -> None:
     text = _dockerfile("segmentation")
     assert "CELLPOSE_LOCAL_MODELS_PATH" in text and "model_type='cyto3'" in text
+
+
+def test_images_carry_the_compiled_numba_cache() -> None:
+    """Each image compiles the numba kernels at build time into a cache any user can write (numba's requirement
+    for reading it too) with a CPU-independent target, after the package is installed."""
+    for kind in ("segmentation", "extraction"):
+        text = _dockerfile(kind)
+        assert re.search(r"ENV NUMBA_CACHE_DIR=\S+ NUMBA_CPU_NAME=generic", text), kind
+        warm = text.index("ophys-extraction warm-up")
+        assert text.index("pip install --no-deps --no-build-isolation .") < warm, kind
+        assert 'chmod -R a+rwX "$NUMBA_CACHE_DIR"' in text[warm:], kind

@@ -70,6 +70,20 @@ def test_demo_end_to_end(demo_run, demo_input: Path) -> None:
     assert "suite2p: 1." in versions and "cellpose: 3.1" in versions
 
 
+def test_task_logs_are_the_steps_own_lines(demo_run) -> None:
+    """No third-party noise in the task logs (suite2p used to log a pynwb notice in every EXTRACT), and SEGMENT
+    reports its phases."""
+    assert demo_run.returncode == 0, demo_run.output
+    tasks = task_dirs(demo_run.launch_dir)
+    assert len(tasks) == 9
+    for task in tasks:
+        assert (task / ".command.err").read_text() == "", task
+    segment_logs = [(t / ".command.out").read_text() for t in tasks if "segment.py" in (t / ".command.sh").read_text()]
+    assert len(segment_logs) == 2
+    for log in segment_logs:
+        assert all(f"{phase} " in log for phase in ("imports", "model load", "network", "dynamics", "writing")), log
+
+
 def test_resume_reuses_every_task(demo_run, demo_input: Path) -> None:
     assert demo_run.returncode == 0
     again = run_pipeline(demo_run.launch_dir, *TEST_PROFILE, "--input_dir", str(demo_input), "-resume")

@@ -117,6 +117,28 @@ def test_deterministic(plane):
             np.testing.assert_array_equal(fa[name][()], fb[name][()], err_msg=name)
 
 
+@pytest.mark.parametrize("flow_threshold", [1.5, 0.4])
+def test_one_dynamics_run_gives_cellposes_masks_and_final_locations(flow_threshold):
+    """SEGMENT runs the flow dynamics once for both outputs; they equal Cellpose's own masks (CellposeModel.eval,
+    which runs the dynamics inside) and a separate follow_flows run, bit for bit."""
+    from cellpose import dynamics
+    image, _, _ = make_training_image(SYNTH_EVAL_SEED0 + 42, height=96, width=96)
+    model = segmentation.load_model(segmentation.resolve_model(str(MODEL)), torch.device("cpu"))
+    params = SegmentationParams(flow_threshold=flow_threshold)
+    result = segmentation.segment_image(image, np.zeros_like(image), model, params)
+    diameter = result.attrs["diameter_used"]
+    masks, flows, _ = model.net.eval(image, channels=[0, 0], diameter=diameter,
+                                     cellprob_threshold=params.cellprob_threshold, flow_threshold=flow_threshold)
+    assert result.n_rois > 3
+    np.testing.assert_array_equal(result.masks, relabel_sequential(masks))
+    np.testing.assert_array_equal(result.flows, flows[1])
+    above = flows[2] > params.cellprob_threshold
+    moved = dynamics.follow_flows(flows[1] * above / 5.0, inds=np.nonzero(above), niter=result.attrs["niter"],
+                                  interp=True, device=torch.device("cpu"))
+    np.testing.assert_array_equal(result.final_locations[:, above], moved)
+    assert set(result.seconds) == {"network", "dynamics"} and min(result.seconds.values()) > 0
+
+
 @pytest.mark.parametrize("mode", [1, 3, 4])
 def test_other_image_modes_run(tmp_path, mode):
     summary = tmp_path / "summary.h5"

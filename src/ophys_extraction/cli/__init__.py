@@ -18,6 +18,7 @@ COMMANDS = {
     "validate": ("ophys_extraction.cli.validate", "check extraction.h5 files against the schema"),
     "session-summary": ("ophys_extraction.cli.session_summary", "the run's summary.json/csv from plane summaries"),
     "versions": ("ophys_extraction.cli.versions", "versions.yml of a Nextflow process"),
+    "warm-up": ("ophys_extraction.cli.warm_up", "compile and cache the numba kernels once (install, image build)"),
     "train-model": ("ophys_extraction.cli.train_model", "train the project's Cellpose 3 model (slow)"),
 }
 

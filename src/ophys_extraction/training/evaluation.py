@@ -23,7 +23,7 @@ def predict(model: Any, image: np.ndarray, **options: Any) -> np.ndarray:
     default options, `options` (SegmentationParams fields) replacing some."""
     from ophys_extraction.segmentation import SegmentationParams, segment_image
     params = dataclasses.replace(SegmentationParams(), **options)
-    return segment_image(image, np.zeros_like(image), model, params, final_positions=False).masks
+    return segment_image(image, np.zeros_like(image), model, params).masks
 
 
 def load_for_eval(path: Path | str) -> Any:
