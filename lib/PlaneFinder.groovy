@@ -83,12 +83,13 @@ class PlaneFinder {
             Path movie = sheetMovie(sheet, row.movie, where, problems)
             String rate = row.frame_rate ?: null
             if (rate != null) {
-                try { check(rate, where) } catch (IllegalArgumentException err) { problems << err.message; return }
+                try { check(rate, where) } catch (IllegalArgumentException err) { problems << err.message }
             }
-            if (movie) planes << plane(row.plane_id, movie, rate, where)
+            planes << plane(row.plane_id, movie, rate, where)  // its id is checked even if its movie is not there
         }
         if (!planes && problems.size() == before) return fail(problems, "${name}: no planes (only a header line)")
-        return checked(planes, SHEET_FIX, problems)
+        problems.addAll(idProblems(planes, SHEET_FIX))
+        return problems.size() > before ? [] : planes
     }
 
     /**

@@ -232,6 +232,7 @@ def test_samplesheet_problems_one_line_each(tmp_path: Path) -> None:
         ("zero", "m.h5", "0"),                 # line 11
         ("nomovie", "", ""),                   # line 12
         ("folder", ".", ""),                   # line 13
+        (".", "none.h5", "x"),                 # line 14: three problems
     ]
     text = "plane_id,movie,frame_rate\n" + "".join(",".join(row) + "\n" for row in rows) + "x,m.h5,1,extra\n"
     sheet = data / "sheet.csv"
@@ -245,7 +246,10 @@ def test_samplesheet_problems_one_line_each(tmp_path: Path) -> None:
         f"{sheet} line 11: frame rate must be a positive number, got '0'",
         f"{sheet} line 12: no movie",
         f"{sheet} line 13: movie {data}: is not a file",
-        f"{sheet} line 14: 4 field(s), the header has 3",
+        f"{sheet} line 14: movie {data / 'none.h5'}: file not found",
+        f"{sheet} line 14: frame rate 'x' is not a number",
+        f"{sheet} line 14: plane id '.' cannot name an output folder",
+        f"{sheet} line 15: 4 field(s), the header has 3",
         f"{sheet} line 3: plane id '' cannot name an output folder: {fix}",
         f"{sheet} line 4: plane id 'good' is also the id of {sheet} line 2: {fix}",
         f"{sheet} line 5: plane ids 'good' and 'GOOD' would share one output folder",
