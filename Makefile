@@ -13,7 +13,7 @@ DEMO_DATA ?= demo_data
 OUTDIR ?= results
 PYTEST_ARGS ?=
 
-.PHONY: install demo demo-data test slurm-test bench clean
+.PHONY: install demo demo-data test slurm-test containers container-test bench clean
 
 install: $(VENV)/.installed
 
@@ -44,6 +44,16 @@ demo: install demo-data
 
 test: install demo-data
 	$(PY) -m pytest $(PYTEST_ARGS)
+	$(MAKE) container-test
+
+# Both images, with podman (or docker where a daemon runs); only what changed is rebuilt (README, "Containers").
+containers:
+	containers/build.sh
+
+# Build the images, run the demo in them and in the project's environment, and compare every plane's extraction.h5
+# dataset by dataset (tools/container_test.sh).
+container-test: install demo-data
+	tools/container_test.sh
 
 # The demo through SLURM's sbatch on a single-node cluster started on this machine (tools/slurm/start_cluster.sh:
 # needs root; installs slurm-wlm and munge with apt-get if missing). `make test` runs the same tests and skips them

@@ -9,8 +9,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import h5py
-import numpy as np
 
 from conftest import REPO
 from ophys_extraction.schema import validate
@@ -57,14 +55,6 @@ def trace_rows(outdir: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle, delimiter="\t"))
 
 
-def read_datasets(path: Path) -> dict[str, np.ndarray]:
-    """Every dataset of an HDF5 file, by its path inside the file."""
-    out: dict[str, np.ndarray] = {}
-    with h5py.File(path) as handle:
-        handle.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
-    return out
-
-
 def task_dirs(launch_dir: Path) -> list[Path]:
     """Work directories of the tasks Nextflow started (each has a .command.sh)."""
     work = launch_dir / "work"
@@ -72,14 +62,11 @@ def task_dirs(launch_dir: Path) -> list[Path]:
 
 
 def assert_same_extractions(outdir: Path, reference: Path) -> None:
-    """Every plane's extraction.h5 under `outdir` is valid, and it has the datasets of the one under `reference`
-    (the same planes), with equal values."""
-    planes = sorted(path.parent.parent.name for path in reference.glob("*/extraction/extraction.h5"))
-    assert planes and planes == sorted(path.parent.parent.name for path in outdir.glob("*/extraction/extraction.h5"))
-    for plane in planes:
-        ours = outdir / plane / "extraction" / "extraction.h5"
-        assert validate(ours) == [], plane
-        ours_data, theirs = read_datasets(ours), read_datasets(reference / plane / "extraction" / "extraction.h5")
-        assert ours_data.keys() == theirs.keys(), plane
-        for name in ours_data:
-            np.testing.assert_array_equal(ours_data[name], theirs[name], err_msg=f"{plane}: {name}")
+    """Every plane's extraction.h5 under `outdir` is valid, and bit-identical in every dataset to the one under
+    `reference` (the same planes)."""
+    from ophys_extraction.compare import compare_outputs
+    results = compare_outputs(reference, outdir)
+    assert results, f"no extraction.h5 under {reference}"
+    for plane, comparison in results.items():
+        assert comparison.identical, (plane, comparison.problems)
+        assert validate(outdir / plane / "extraction" / "extraction.h5") == [], plane

@@ -27,7 +27,10 @@ def config(tmp_path: Path, profile: str, extra_config: str = "", *options: str) 
 @pytest.mark.parametrize("profile, expected", [
     ("standard", ["executor = 'local'", "/.venv/bin:$PATH"]),
     ("test", ["demo_data", "assets/models/ophys_cp3"]),
-    ("docker", ["enabled = true", "ophys-extraction-segmentation:0.1.0", "ophys-extraction-extraction:0.1.0"]),
+    ("docker", ["enabled = true", "readOnlyInputs = true", "-u $(id -u):$(id -g)",
+                "ophys-extraction-segmentation:0.1.0", "ophys-extraction-extraction:0.1.0"]),
+    ("podman", ["enabled = true", "readOnlyInputs = true", "--network none", "ophys-extraction-segmentation:0.1.0",
+                "ophys-extraction-extraction:0.1.0"]),
     ("apptainer", ["autoMounts = true", "ophys-extraction-extraction:0.1.0"]),
     ("gpu", ["accelerator = 1"]),
     ("slurm", ["executor = 'slurm'", "slurm_time_single", "/.venv/bin:$PATH"]),
@@ -94,6 +97,13 @@ def test_slurm_profile(tmp_path: Path) -> None:
     assert "process.'withLabel:process_gpu'.accelerator" not in flat
     assert flat["process.'withLabel:process_gpu'.clusterOptions"] == "{ task.accelerator ? params.slurm_gpu_options : '' }"
     assert flat_config(tmp_path, "slurm,gpu")["process.'withLabel:process_gpu'.accelerator"] == "1"
+
+
+@pytest.mark.parametrize("engine", ["docker", "podman"])
+def test_container_tasks_use_the_images_environment_even_with_the_test_profile(tmp_path: Path, engine: str) -> None:
+    """`test` points PATH at the host's .venv, which Nextflow mounts into the container with the demo's inputs."""
+    text = config(tmp_path, f"test,{engine}")
+    assert "PATH = '$PATH'" in text and ".venv/bin" not in text, text
 
 
 def test_config_defaults_match_the_schema(tmp_path: Path) -> None:
