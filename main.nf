@@ -25,6 +25,9 @@ if (!paramProblems) {
     def weightsDir = workflow.stubRun ? null : ModelChecker.weightsDir(workflow.session.config, workflow.containerEngine)
     def modelProblem = ModelChecker.problem(params.pretrained_model.toString(), weightsDir)
     if (modelProblem) paramProblems << modelProblem
+    if ((params.input == null) == (params.input_dir == null)) {
+        paramProblems << "give the planes either as --input_dir <folder> or as --input <samplesheet.csv>, ${params.input == null ? 'neither was given' : 'not both'} (see --help)"
+    }
     if (params.allow_failed_planes && !params.skip_bad_planes) {
         paramProblems << "--allow_failed_planes only applies with --skip_bad_planes (without it the first bad plane stops the run)"
     }
@@ -36,21 +39,22 @@ if (paramProblems) {
 
 /** [every plane id found, [meta, movie] of the planes to process, plane id -> why it failed before any task]. */
 def discoverPlanes() {
-    def planes
     def warnings = []
-    try {
-        planes = PlaneFinder.find(file(params.input_dir), warnings)
-    } catch (IllegalArgumentException err) {
-        log.error "${err.message}"
+    def problems = []
+    def planes = params.input != null
+        ? PlaneFinder.fromSamplesheet(file(params.input.toString(), glob: false), problems)
+        : PlaneFinder.fromFolder(file(params.input_dir.toString(), glob: false), warnings, problems)
+    warnings.each { log.warn "${it}" }
+    if (problems) {
+        problems.each { log.error "${it}" }
         exit 1
     }
-    warnings.each { log.warn "${it}" }
     def usable = []
     def failed = [:]
     planes.each { plane ->
         try {
-            def rate = PlaneFinder.frameRate(plane.movie, params.frame_rate)
-            log.info "plane ${plane.id}: ${plane.movie} at ${rate} Hz"
+            def rate = PlaneFinder.frameRate(plane, params.frame_rate)
+            log.info "plane ${plane.id}: ${plane.movie.toUriString()} at ${rate} Hz"
             usable << [[id: plane.id, frame_rate: rate], plane.movie]
         } catch (IllegalArgumentException err) {
             if (!params.skip_bad_planes) {
@@ -81,12 +85,12 @@ def staleFolders(List planeIds) {
 workflow {
     def (planeIds, usable, failedAtStart) = discoverPlanes()
     def stale = staleFolders(planeIds)
-    log.info "ophys-extraction: ${usable.size()} plane(s) from ${params.input_dir} -> ${params.outdir}"
+    log.info "ophys-extraction: ${usable.size()} plane(s) from ${params.input ?: params.input_dir} -> ${params.outdir}"
 
     ch_movies = Channel.fromList(usable)
 
     SUMMARY_IMAGES(ch_movies)
-    SEGMENT(SUMMARY_IMAGES.out.summary)
+    SEGMENT(SUMMARY_IMAGES.out.summary, ModelChecker.argument(params.pretrained_model.toString()))
     EXTRACT(ch_movies.join(SEGMENT.out.segmentation))
     MERGE(
         SUMMARY_IMAGES.out.summary

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -111,6 +112,13 @@ def make_movie(path: Path, frames: int, height: int = 512, width: int = 512, see
     (path.parent / "processing.json").write_text(
         '{"data_processes": [{"parameters": {"movie_frame_rate_hz": %s}}]}' % spec.frame_rate)
     return path
+
+
+def movie_frame_rate(movie: Path) -> str:
+    """The frame rate make_movie wrote beside `movie`, for summary_images.py --frame_rate (in the pipeline,
+    lib/PlaneFinder.groovy finds each plane's)."""
+    doc = json.loads((movie.parent / "processing.json").read_text())
+    return str(doc["data_processes"][0]["parameters"]["movie_frame_rate_hz"])
 
 
 def vm_hwm_mb() -> float:

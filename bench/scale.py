@@ -34,7 +34,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import REPO, evict, logged_phases, make_movie, measure, print_table, read_floor, step
+from common import (REPO, evict, logged_phases, make_movie, measure, movie_frame_rate, print_table, read_floor,
+                    step)
 
 DEFAULT_MODEL = REPO / "assets" / "models" / "ophys_cp3"
 # SUMMARY_IMAGES imports little: its start-up is timed on its own (warm) and left out of its ratio.
@@ -64,7 +65,8 @@ def bench_size(frames: int, workdir: Path, model: Path, movies: Path | None, set
     gb = movie.stat().st_size / 1e9
     floor_at_once = cold_floor(movie, 0.0)
     floor_summary = cold_floor(movie, settle)
-    summary = measure(step("summary_images.py", "--movie", movie, "--output", workdir / "summary.h5"))
+    summary = measure(step("summary_images.py", "--movie", movie, "--output", workdir / "summary.h5",
+                           "--frame_rate", movie_frame_rate(movie)))
     summary_startup = measure([sys.executable, "-c", f"import {SUMMARY_STARTUP}"]).seconds
     segment = measure(step("segment.py", "--summary", workdir / "summary.h5", "--output", workdir / "seg.h5",
                            "--pretrained_model", model))
@@ -73,7 +75,7 @@ def bench_size(frames: int, workdir: Path, model: Path, movies: Path | None, set
                            "--output", workdir / "traces.h5"))
     extract_startup = extract.seconds - extract_streaming_seconds(extract.stdout)
     merge = measure(step("merge.py", "--summary", workdir / "summary.h5", "--segmentation", workdir / "seg.h5",
-                         "--traces", workdir / "traces.h5", "--outdir", workdir / "extraction"))
+                         "--traces", workdir / "traces.h5", "--outdir", workdir / "extraction", "--plane_id", "plane"))
     segment_phases = logged_phases(segment.stdout)
     segment_startup = segment.seconds - sum(segment_phases[p] for p in ("network", "dynamics", "writing"))
     # The whole plane's floor: what cannot be avoided, two reads of the movie and the network.

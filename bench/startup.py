@@ -34,7 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import REPO, logged_phases, make_movie, measure, print_table, step
+from common import REPO, logged_phases, make_movie, measure, movie_frame_rate, print_table, step
 
 MODEL = REPO / "assets" / "models" / "ophys_cp3"
 NEXTFLOW = REPO / ".venv" / "bin" / "nextflow"
@@ -53,13 +53,14 @@ def step_commands(plane: Path, out: Path) -> list[tuple[str, list[str | Path], i
     """(step, command, cpus) in pipeline order; each step reads what the previous one wrote into `out`."""
     movie = plane / "movie.h5"
     return [
-        ("SUMMARY_IMAGES", step("summary_images.py", "--movie", movie, "--output", out / "summary.h5"), 1),
+        ("SUMMARY_IMAGES", step("summary_images.py", "--movie", movie, "--output", out / "summary.h5",
+                                "--frame_rate", movie_frame_rate(movie)), 1),
         ("SEGMENT", step("segment.py", "--summary", out / "summary.h5", "--output", out / "segmentation.h5",
                          "--pretrained_model", MODEL), 2),
         ("EXTRACT", step("extract.py", "--movie", movie, "--segmentation", out / "segmentation.h5",
                          "--output", out / "traces.h5", "--threads", "1"), 1),
         ("MERGE", step("merge.py", "--summary", out / "summary.h5", "--segmentation", out / "segmentation.h5",
-                       "--traces", out / "traces.h5", "--outdir", out / "extraction"), 1),
+                       "--traces", out / "traces.h5", "--outdir", out / "extraction", "--plane_id", "plane"), 1),
         ("versions", [Path(sys.executable).parent / "ophys-extraction", "versions", "--process", "EXTRACT"], 1),
     ]
 

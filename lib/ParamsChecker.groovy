@@ -7,6 +7,9 @@ import java.nio.file.Path
  */
 class ParamsChecker {
 
+    static final String DECIMAL = /[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?/
+    static final String INTEGER = /[-+]?\d+/
+
     /** Parameter name -> its JSON-schema properties, over all groups of the schema. */
     static Map<String, Map> properties(Path schemaFile) {
         Map schema = (Map) new JsonSlurper().parse(schemaFile.toFile())
@@ -53,10 +56,11 @@ class ParamsChecker {
         }
         if ('integer' in types || 'number' in types) {
             if (number == null) return "must be a number"
-            if ('integer' in types && number != Math.floor(number)) return 'must be a whole number'
+            if ('integer' in types && !(value.toString() ==~ INTEGER)) return 'must be a whole number'
             if (spec.enum && !(spec.enum.collect { it as double }.contains(number))) return "must be one of ${spec.enum.join(', ')}"
             if (spec.minimum != null && number < (spec.minimum as double)) return "must be >= ${spec.minimum}"
             if (spec.exclusiveMinimum != null && number <= (spec.exclusiveMinimum as double)) return "must be > ${spec.exclusiveMinimum}"
+            if (spec.maximum != null && number > (spec.maximum as double)) return "must be <= ${spec.maximum}"
             return null
         }
         if ('string' in types) {
@@ -67,16 +71,22 @@ class ParamsChecker {
         return null
     }
 
+    /** A finite number, or null. Text must be a plain decimal number: it reaches the steps' command lines as
+     * written (conf/modules.config), so no blanks, no NaN or Infinity, no Java suffixes such as 'd'. */
     private static Double asNumber(value) {
-        if (value instanceof Number) return ((Number) value).doubleValue()
-        if (value instanceof Boolean) return null
-        try { return Double.parseDouble(value.toString()) } catch (NumberFormatException ignored) { return null }
+        if (value instanceof Number) {
+            double number = ((Number) value).doubleValue()
+            return Double.isNaN(number) || Double.isInfinite(number) ? null : number
+        }
+        if (value instanceof Boolean || !(value.toString() ==~ DECIMAL)) return null
+        return Double.parseDouble(value.toString())
     }
 
     static String help(Path schemaFile) {
         Map schema = (Map) new JsonSlurper().parse(schemaFile.toFile())
         StringBuilder out = new StringBuilder()
-        out << "${schema.title}\n${schema.description}\n\nUsage: nextflow run main.nf --input_dir <dir> [--outdir results] [options]\n"
+        out << "${schema.title}\n${schema.description}\n\nUsage: nextflow run main.nf --input_dir <dir> [--outdir results] [options]\n" +
+               "       nextflow run main.nf --input <samplesheet.csv> [--outdir results] [options]\n"
         ((Map) schema.get('$defs')).each { group, Map spec ->
             out << "\n${spec.title}:\n"
             ((Map) spec.properties).each { String name, Map p ->

@@ -14,11 +14,14 @@ class PlaneStep {
      * `ERROR:` line also goes to bad_input.txt (ophys_extraction.errors.report), and with --skip_bad_planes an exit
      * code 2 that wrote it ends the task successfully with bad_input.txt as its only plane output, which carries the
      * reason into the session summary. Every other failure keeps its exit code (so retries still see it).
+     * `skipBadPlanes`: the process's task.ext.skip_bad_planes (conf/modules.config sets it from --skip_bad_planes);
+     * true or 'true' skips, anything else (unset included) does not.
      */
-    static String onBadInput(boolean skipBadPlanes) {
+    static String onBadInput(def skipBadPlanes) {
+        boolean skip = skipBadPlanes?.toString() == 'true'
         return """\
             export OPHYS_EXTRACTION_ERROR_FILE=bad_input.txt
-            on_step_failure() { local status=\$?; [ "\$status" -eq 2 ] && [ -s bad_input.txt ] && ${skipBadPlanes ? 'true' : 'false'} || exit "\$status"; }
+            on_step_failure() { local status=\$?; [ "\$status" -eq 2 ] && [ -s bad_input.txt ] && ${skip ? 'true' : 'false'} || exit "\$status"; }
             """.stripIndent()
     }
 }

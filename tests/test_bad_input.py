@@ -185,9 +185,11 @@ def test_short_movie_and_implausible_frame_rate_warn_and_run(tmp_path: Path) -> 
 
 
 def test_missing_frame_rate(tmp_path: Path) -> None:
+    """The step takes the frame rate as given (the pipeline finds each plane's: lib/PlaneFinder.groovy)."""
     movie = write_h5(tmp_path / "movie.h5", GOOD)
     proc = run_script("summary_images.py", "--movie", movie, "--output", tmp_path / "summary.h5")
-    assert_one_line_error(proc, movie, "no frame rate")
+    assert proc.returncode == 2 and "the following arguments are required: --frame_rate" in proc.stderr
+    assert not (tmp_path / "summary.h5").exists()
 
 
 @pytest.mark.parametrize("rate", ["0", "-2.5"])

@@ -125,8 +125,10 @@ def make_plane(folder: Path, drop: tuple[int, ...] = (3,), n_labels: int = 6, fr
 
 
 def run_merge(paths: dict[str, Path], outdir: Path, *extra: str) -> int:
+    """merge.py on the plane's files; --plane_id plane_7 unless `extra` gives one (the pipeline always does)."""
+    plane_id = () if "--plane_id" in extra else ("--plane_id", "plane_7")
     return merge_main(["--summary", str(paths["summary"]), "--segmentation", str(paths["segmentation"]),
-                       "--traces", str(paths["traces"]), "--outdir", str(outdir), *extra])
+                       "--traces", str(paths["traces"]), "--outdir", str(outdir), *plane_id, *extra])
 
 
 @pytest.fixture(scope="module")
@@ -187,7 +189,7 @@ def test_zero_roi_plane_is_valid(tmp_path):
         assert f["rois/coords"].shape == (3, 0)
         assert f["iscell"].shape == (0, 2)
         assert not f["cellpose/masks"][()].any()
-        assert f.attrs["plane_id"] == "plane_7"             # from summary.h5's `movie`, as discovery names planes
+        assert f.attrs["plane_id"] == "plane_7"
     assert (tmp_path / "out" / "detected_ROIs.png").stat().st_size > 10_000
 
 
@@ -204,7 +206,7 @@ def test_missing_input_dataset_fails_in_one_line_and_leaves_nothing(tmp_path):
     outdir = tmp_path / "out"
     proc = subprocess.run([sys.executable, str(REPO / "bin" / "merge.py"), "--summary", str(paths["summary"]),
                            "--segmentation", str(paths["segmentation"]), "--traces", str(paths["traces"]),
-                           "--outdir", str(outdir)], capture_output=True, text=True, timeout=120)
+                           "--outdir", str(outdir), "--plane_id", "p"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("ERROR: ") and "traces.h5" in lines[0] and "iscell" in lines[0]
@@ -482,7 +484,7 @@ def test_dispatcher(merged, capsys):
     assert dispatch(["nonsense"]) == 2
     assert "unknown command 'nonsense'" in capsys.readouterr().err
     assert dispatch(["merge", "--summary", "x.h5", "--segmentation", "y.h5", "--traces", "z.h5",
-                     "--outdir", "/tmp/never-written"]) == 2
+                     "--outdir", "/tmp/never-written", "--plane_id", "p"]) == 2
     assert capsys.readouterr().err.startswith("ERROR: x.h5: summary file does not exist")
     assert dispatch(["merge", "--help"]) == 0
     from ophys_extraction.cli import COMMANDS

@@ -1,5 +1,6 @@
 """The pipeline through the real Nextflow (local executor): stub run, demo end to end, resume, interruption,
-determinism, parameter checks and bad planes."""
+determinism (a samplesheet run against a folder run), a step option set on the command line, parameter checks and
+bad planes."""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import REPO, write_h5
-from ophys_extraction.discovery import find_planes, resolve_frame_rate
+from conftest import REPO, write_h5, write_processing_json
+from ophys_extraction.compare import compare_files
 from ophys_extraction.schema import validate
-from pipeline_runner import NEXTFLOW, assert_same_extractions, command, nextflow_env, run_pipeline, task_dirs
+from pipeline_runner import (NEXTFLOW, assert_same_extractions, command, nextflow_env, run_pipeline, task_dirs,
+                             trace_rows)
 
 pytestmark = [pytest.mark.nextflow, pytest.mark.skipif(not NEXTFLOW.exists(), reason="run `make install` first")]
 
@@ -46,18 +48,18 @@ def test_stub_run_needs_no_python(tmp_path: Path) -> None:
 
 def test_demo_end_to_end(demo_run, demo_input: Path) -> None:
     assert demo_run.returncode == 0, demo_run.output
-    planes = find_planes(demo_input)
-    assert len(planes) == 2
+    planes = sorted(path.name for path in demo_input.iterdir() if path.is_dir())
+    assert planes == ["plane_0", "plane_1"]
     for plane in planes:
-        folder = demo_run.outdir / plane.plane_id / "extraction"
-        assert validate(folder / "extraction.h5") == [], plane.plane_id
+        folder = demo_run.outdir / plane / "extraction"
+        assert validate(folder / "extraction.h5") == [], plane
         assert (folder / "detected_ROIs.png").stat().st_size > 10_000
         with h5py.File(folder / "extraction.h5") as handle:
             n_rois, n_frames = handle["traces/corrected"].shape
             assert n_rois > 10  # the demo planes have dozens of cells
-            assert handle.attrs["plane_id"] == plane.plane_id
+            assert handle.attrs["plane_id"] == plane
     summary = json.loads((demo_run.outdir / "summary.json").read_text())
-    assert [row["plane"] for row in summary["planes"]] == [p.plane_id for p in planes]
+    assert [row["plane"] for row in summary["planes"]] == planes
     assert all(row["status"] == "ok" and row["rois"] > 0 and row["runtime_seconds"] > 0 for row in summary["planes"])
     info = demo_run.outdir / "pipeline_info"
     for pattern in ("execution_report_*.html", "execution_timeline_*.html", "execution_trace_*.txt",
@@ -93,9 +95,23 @@ def test_resume_reuses_every_task(demo_run, demo_input: Path) -> None:
     assert len(per_plane) == 8 and set(per_plane) == {"CACHED"}, trace
 
 
-def _interrupt_during_extract(launch: Path, input_dir: Path) -> None:
+def _demo_samplesheet(data: Path, demo_input: Path) -> Path:
+    """The demo's planes as a samplesheet (the other input form): the movies linked into `data`/movies and listed by
+    relative path; plane_0's frame rate in its row, plane_1's from a processing.json beside its link."""
+    movies = data / "movies"
+    movies.mkdir(parents=True)
+    for plane in ("plane_0", "plane_1"):
+        (movies / f"{plane}.h5").symlink_to(demo_input / plane / "decrosstalk" / f"{plane}_decrosstalk.h5")
+    write_processing_json(movies, 10.0)
+    sheet = data / "samplesheet.csv"
+    sheet.write_text("plane_id,movie,frame_rate\nplane_0,movies/plane_0.h5,10\nplane_1,movies/plane_1.h5,\n")
+    return sheet
+
+
+def _interrupt_during_extract(launch: Path, *args: str) -> None:
     """Start the pipeline and kill it (SIGKILL, the whole process group) once an EXTRACT task is running."""
-    proc = subprocess.Popen(command(launch, *TEST_PROFILE, "--input_dir", str(input_dir)), cwd=launch,
+    launch.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(command(launch, *TEST_PROFILE, *args), cwd=launch,
                             env=nextflow_env(launch), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
                             start_new_session=True)
     deadline = time.monotonic() + 900
@@ -115,15 +131,18 @@ def _interrupt_during_extract(launch: Path, input_dir: Path) -> None:
 
 @pytest.fixture(scope="module")
 def interrupted_then_resumed(tmp_path_factory: pytest.TempPathFactory, demo_input: Path):
-    launch = tmp_path_factory.mktemp("interrupted")
-    _interrupt_during_extract(launch, demo_input)
+    """The demo from a samplesheet (<launch>/../data), killed during EXTRACT, then resumed."""
+    root = tmp_path_factory.mktemp("interrupted")
+    sheet = _demo_samplesheet(root / "data", demo_input)
+    launch = root / "launch"
+    _interrupt_during_extract(launch, "--input", str(sheet))
     # EXTRACT was running when the run was killed, so at least one plane has no extraction.h5; a plane that
     # finished before is complete (valid), and no partial file is left in the outdir.
     finished = list((launch / "results").glob("*/extraction/extraction.h5"))
     assert len(finished) < 2, finished
     assert all(not validate(path) for path in finished)
     assert not [p for p in (launch / "results").rglob("*") if ".tmp" in p.name or ".pending" in p.name]
-    return run_pipeline(launch, *TEST_PROFILE, "--input_dir", str(demo_input), "-resume")
+    return run_pipeline(launch, *TEST_PROFILE, "--input", str(sheet), "-resume")
 
 
 def test_killed_run_resumes_and_reuses_finished_tasks(interrupted_then_resumed) -> None:
@@ -137,12 +156,39 @@ def test_killed_run_resumes_and_reuses_finished_tasks(interrupted_then_resumed) 
 
 
 def test_runs_are_deterministic(demo_run, interrupted_then_resumed) -> None:
-    """Two independent runs (one of them interrupted and resumed) give identical datasets."""
+    """Two independent runs, one from the input folder, the other from a samplesheet of the same movies and
+    interrupted and resumed, give identical datasets."""
     assert_same_extractions(interrupted_then_resumed.outdir, demo_run.outdir)
+
+
+def test_extract_option_reaches_the_step_and_changes_its_output(interrupted_then_resumed) -> None:
+    """--inner_neuropil_radius (a suite2p setting of EXTRACT) given on the command line is in EXTRACT's command
+    (conf/modules.config ext.args), moves the neuropil masks and nothing else about the ROIs; -resume reruns only
+    EXTRACT and MERGE (the option is part of their task hash)."""
+    run = interrupted_then_resumed
+    assert run.returncode == 0, run.output
+    sheet = run.launch_dir.parent / "data" / "plane_0.csv"
+    sheet.write_text("plane_id,movie,frame_rate\nplane_0,movies/plane_0.h5,10\n")
+    wider = run_pipeline(run.launch_dir, *TEST_PROFILE, "--input", str(sheet), "--inner_neuropil_radius", "6",
+                         "-resume", outdir=run.launch_dir / "radius6")
+    assert wider.returncode == 0, wider.output
+    status = {row["process"]: row for row in trace_rows(wider.outdir) if row["process"] != "SESSION_SUMMARY"}
+    assert {name: row["status"] for name, row in status.items()} == {
+        "SUMMARY_IMAGES": "CACHED", "SEGMENT": "CACHED", "EXTRACT": "COMPLETED", "MERGE": "COMPLETED"}
+    [extract_dir] = (run.launch_dir / "work").glob(status["EXTRACT"]["hash"] + "*")
+    assert "--inner_neuropil_radius 6 " in (extract_dir / ".command.sh").read_text()
+    comparison = compare_files(run.outdir / "plane_0" / "extraction" / "extraction.h5",
+                               wider.outdir / "plane_0" / "extraction" / "extraction.h5")
+    differing = {problem.split(":")[0] for problem in comparison.problems}
+    assert {"neuropil_coords", "traces/neuropil"} <= differing, comparison.problems
+    assert not differing & {"rois/coords", "rois/data", "traces/roi", "cellpose/masks"}, comparison.problems
 
 
 @pytest.mark.parametrize("args, message", [
     (("--anatomical_only", "7"), "--anatomical_only 7: must be one of 1, 2, 3, 4"),
+    (("--lam_percentile", "150"), "--lam_percentile 150: must be <= 100"),
+    (("--extract_threads", "1.5"), "--extract_threads 1.5: must be a whole number"),
+    (("--soma_crop", "maybe"), "--soma_crop maybe: must be true or false"),
     (("--diamter", "12"), "unknown parameter --diamter"),
     (("--frame_rate", "-3"), "--frame_rate -3: must be > 0"),
     (("--flow_threshold", "high"), "--flow_threshold high: must be a number"),
@@ -177,13 +223,12 @@ def one_good_one_bad(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("mixed")
     session = root / "session"
     assert synthetic_main(["--out", str(session), "--n_planes", "1", "--seed", "7", "--frames", "300",
-                           "--height", "128", "--width", "128"]) == 0
-    good = find_planes(session)[0]
+                           "--height", "128", "--width", "128", "--frame_rate", "10"]) == 0
     input_dir = root / "input"
     input_dir.mkdir()
-    (input_dir / f"{ODD_ID}.h5").symlink_to(good.movie)
+    (input_dir / f"{ODD_ID}.h5").symlink_to(session / "plane_0" / "decrosstalk" / "plane_0_decrosstalk.h5")
     write_h5(input_dir / "bad.h5", np.zeros((64, 64), np.int16))
-    return input_dir, resolve_frame_rate(good.movie)
+    return input_dir, 10.0
 
 
 def test_bad_movie_fails_its_plane_with_a_clear_message(tmp_path: Path, one_good_one_bad) -> None:
@@ -225,40 +270,6 @@ def test_skip_bad_planes_reports_and_finishes_the_rest(tmp_path: Path, one_good_
     assert summary["stale_folders"] == ["old plane"] and "old plane: plane folder of an earlier run" in run.output
     assert earlier.exists()
     assert not list(tmp_path.rglob("pwned*")) and not list(Path.cwd().glob("pwned*"))
-
-
-def _stub_layout(root: Path, layout: str) -> None:
-    """Empty movies (stubs never read them) in the given layout, with frame rates from every supported source."""
-    def movie(path: Path) -> Path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch()
-        return path
-    if layout == "allen":
-        a = movie(root / "100" / "decrosstalk" / "100_decrosstalk.h5")
-        movie(root / "100" / "motion_correction" / "100_registered.h5")
-        (a.parent / "processing.json").write_text(json.dumps(
-            {"processing_pipeline": {"data_processes": [{"parameters": {"movie_frame_rate_hz": 9.5}}]}}))
-        b = movie(root / "200" / "motion_correction" / "200_registered.h5")
-        (b.parent.parent / "processing.json").write_text(json.dumps(
-            {"data_processes": [{"parameters": {}}, {"parameters": {"movie_frame_rate_hz": "11.25"}}]}))
-        movie(root / "300" / "decrosstalk" / "300_decrosstalk.h5")
-        (root / "session.json").write_text(json.dumps({"data_streams": [{"ophys_fovs": [{"frame_rate": "10.7"}]}]}))
-        (root / "notes").mkdir()
-    else:
-        movie(root / "zeta.h5")
-        movie(root / "alpha.h5")
-        (root / "processing.json").write_text(json.dumps({"data_processes": [{"parameters": {"movie_frame_rate_hz": 30}}]}))
-
-
-@pytest.mark.parametrize("layout", ["allen", "plain"])
-def test_groovy_and_python_discovery_agree(tmp_path: Path, layout: str) -> None:
-    input_dir = tmp_path / "input"
-    _stub_layout(input_dir, layout)
-    run = run_pipeline(tmp_path / "launch", "-stub-run", "--input_dir", str(input_dir), timeout=300)
-    assert run.returncode == 0, run.output
-    groovy = sorted(line[line.index("plane "):] for line in run.output.splitlines() if " Hz" in line and "plane " in line)
-    python = sorted(f"plane {p.plane_id}: {p.movie} at {resolve_frame_rate(p.movie)} Hz" for p in find_planes(input_dir))
-    assert groovy == python
 
 
 def _max_concurrency(trace_file: Path) -> int:

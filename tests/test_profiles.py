@@ -123,3 +123,17 @@ def test_config_defaults_match_the_schema(tmp_path: Path) -> None:
             assert value == f"'{default}'", (name, value, default)
         else:
             assert value is not None and json.loads(value.lower()) == default, (name, value, default)
+
+
+def test_help_lists_every_parameter_and_both_input_forms(tmp_path: Path) -> None:
+    """--help is printed from the schema (lib/ParamsChecker.groovy): every parameter, with its default."""
+    import json
+    schema = json.loads((REPO / "nextflow_schema.json").read_text())
+    proc = subprocess.run([str(NEXTFLOW), "run", str(REPO / "main.nf"), "--help"], cwd=tmp_path,
+                          env=nextflow_env(tmp_path), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "nextflow run main.nf --input_dir <dir>" in proc.stdout
+    assert "nextflow run main.nf --input <samplesheet.csv>" in proc.stdout
+    listed = {line.split()[0] for line in proc.stdout.splitlines() if line.startswith("  --")}
+    assert listed == {f"--{name}" for group in schema["$defs"].values() for name in group["properties"]}
+    assert "  --max_overlap " in proc.stdout and "  --roi_diameter " in proc.stdout

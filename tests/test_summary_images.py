@@ -15,7 +15,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import REPO, write_h5, write_processing_json
+from conftest import REPO, write_h5
 from ophys_extraction.cli.summary_images import main
 from ophys_extraction.errors import run_cli
 from ophys_extraction.movie import open_movie
@@ -178,9 +178,8 @@ def test_movie_shorter_than_one_bin_is_one_bin(tmp_path: Path) -> None:
 
 def test_cli_writes_documented_summary_h5(movie_300, tmp_path: Path) -> None:
     path, movie = movie_300
-    write_processing_json(path.parent, 10.0)  # frame rate from processing.json beside the movie
     output = tmp_path / "out" / "summary.h5"
-    assert main(["--movie", str(path), "--output", str(output), "--chunk_frames", "50"]) == 0
+    assert main(["--movie", str(path), "--output", str(output), "--frame_rate", "10", "--chunk_frames", "50"]) == 0
     with h5py.File(output) as handle:
         assert sorted(handle.keys()) == sorted(DATASETS)
         for name in DATASETS:
@@ -214,15 +213,6 @@ def _cli_error(argv: list[str], capsys) -> str:
     err = capsys.readouterr().err.strip()
     assert err.startswith("ERROR: ") and "\n" not in err
     return err
-
-
-def test_cli_missing_frame_rate(tmp_path: Path, capsys) -> None:
-    # two levels down, so the frame-rate search (up to the movie's grandparent) stays inside tmp_path
-    path = write_h5(tmp_path / "session" / "plane7" / "plane7.h5", synthetic_movie(40, 8, 8))
-    output = tmp_path / "out" / "summary.h5"
-    err = _cli_error(["--movie", str(path), "--output", str(output)], capsys)
-    assert "plane7.h5" in err and "frame rate" in err
-    assert not output.exists()
 
 
 def test_cli_bad_movie_leaves_no_output(tmp_path: Path, capsys) -> None:

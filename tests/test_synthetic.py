@@ -11,7 +11,6 @@ from scipy import ndimage
 
 from ophys_extraction import synthetic
 from ophys_extraction.cli.synthetic import main as synthetic_main
-from ophys_extraction.discovery import find_planes, resolve_frame_rate
 from ophys_extraction.errors import InputError
 from ophys_extraction.synthetic import SyntheticSpec
 
@@ -30,15 +29,20 @@ def _read(path):
         return f["data"][:]
 
 
-def test_session_layout_is_discoverable(session):
+def _frame_rate(movie):
+    """movie_frame_rate_hz of the processing.json beside the movie (where the pipeline's plane finder reads it)."""
+    doc = json.loads((movie.parent / "processing.json").read_text())
+    return doc["processing_pipeline"]["data_processes"][0]["parameters"]["movie_frame_rate_hz"]
+
+
+def test_session_layout_is_allen_style(session):
+    """The layout the pipeline's plane finder takes (SPEC.md section 2; tests/test_plane_finder.py runs it)."""
     out, movies = session
-    planes = find_planes(out)
-    assert [p.plane_id for p in planes] == ["plane_0", "plane_1"]
-    assert [p.movie for p in planes] == movies
-    for plane in planes:
-        assert plane.movie == out / plane.plane_id / "decrosstalk" / f"{plane.plane_id}_decrosstalk.h5"
-        assert resolve_frame_rate(plane.movie) == SMALL["frame_rate"]
-        assert (out / plane.plane_id / "ground_truth.h5").is_file()
+    assert sorted(p.name for p in out.iterdir()) == ["plane_0", "plane_1"]
+    assert movies == [out / plane / "decrosstalk" / f"{plane}_decrosstalk.h5" for plane in ("plane_0", "plane_1")]
+    for movie in movies:
+        assert _frame_rate(movie) == SMALL["frame_rate"]
+        assert (movie.parent.parent / "ground_truth.h5").is_file()
 
 
 def test_movie_shape_dtype_and_chunks(session):
@@ -155,4 +159,4 @@ def test_cli_writes_a_session(tmp_path, capsys):
     movie = tmp_path / "plane_0" / "decrosstalk" / "plane_0_decrosstalk.h5"
     assert str(movie) in capsys.readouterr().out
     assert _read(movie).shape == (20, 48, 48)
-    assert resolve_frame_rate(movie) == 30.0
+    assert _frame_rate(movie) == 30.0

@@ -124,19 +124,6 @@ def parse_params_json(value: str | None) -> Any:
         raise InputError(subject, f"not valid JSON ({err.msg} at line {err.lineno} column {err.colno})") from None
 
 
-def default_plane_id(summary_attrs: dict[str, Any]) -> str:
-    """summary.h5's `plane_id` attribute, else the plane id discovery gives its `movie` attribute, else ''."""
-    if isinstance(summary_attrs.get("plane_id"), str):
-        return summary_attrs["plane_id"]
-    movie = summary_attrs.get("movie")
-    if isinstance(movie, str) and movie:
-        path = Path(movie)
-        if path.parent.name in ("decrosstalk", "motion_correction"):
-            return path.parent.parent.name
-        return path.stem
-    return ""
-
-
 def _open(path: Path, role: str) -> h5py.File:
     if not path.exists():
         raise InputError(path, f"{role} file does not exist")
@@ -226,7 +213,7 @@ def _write_datasets(out: h5py.File, files: dict[str, tuple[Path, h5py.File]]) ->
 
 
 def merge(summary: str | Path, segmentation: str | Path, traces: str | Path, outdir: str | Path,
-          plane_id: str | None = None, run_params: Any = None) -> MergeOutputs:
+          plane_id: str, run_params: Any = None) -> MergeOutputs:
     """Write `outdir`/extraction.h5 and `outdir`/detected_ROIs.png; nothing is left at either name on failure."""
     from ophys_extraction import qc
 
@@ -242,8 +229,6 @@ def merge(summary: str | Path, segmentation: str | Path, traces: str | Path, out
             "segment": attrs_dict(handles[schema.SEGMENTATION][1]),
             "extract": attrs_dict(handles[schema.TRACES][1]),
         }
-        if plane_id is None:
-            plane_id = default_plane_id(step_attrs["summary_images"])
         parameters: dict[str, Any] = dict(step_attrs)
         if run_params is not None:
             parameters["pipeline"] = jsonable(run_params)

@@ -13,15 +13,14 @@ process EXTRACT {
     path 'versions.yml',                                    emit: versions
 
     script:
-    def chunk = params.chunk_frames ? "--chunk_frames ${params.chunk_frames}" : ''
+    def args = task.ext.args ?: ''
     """
-    ${PlaneStep.onBadInput(params.skip_bad_planes)}
+    ${PlaneStep.onBadInput(task.ext.skip_bad_planes)}
     extract.py \\
         --movie=${PlaneStep.quote(movie)} \\
         --segmentation ${segmentation} \\
         --output traces.h5 \\
-        --threads ${task.cpus} \\
-        ${params.use_suite2p_neuropil ? '--use_suite2p_neuropil' : ''} ${chunk} || on_step_failure
+        ${args} || on_step_failure
     ophys-extraction versions --process ${task.process} > versions.yml
     """
 

@@ -2,7 +2,6 @@
 process MERGE {
     tag "${meta.id}"
     label 'process_single'
-    publishDir "${params.outdir}/${meta.id}", mode: params.publish_dir_mode, pattern: 'extraction/*'
 
     input:
     tuple val(meta), path(summary), path(segmentation), path(traces)
@@ -15,15 +14,17 @@ process MERGE {
     path 'versions.yml',                                               emit: versions
 
     script:
+    def args = task.ext.args ?: ''
     """
-    ${PlaneStep.onBadInput(params.skip_bad_planes)}
+    ${PlaneStep.onBadInput(task.ext.skip_bad_planes)}
     merge.py \\
         --summary ${summary} \\
         --segmentation ${segmentation} \\
         --traces ${traces} \\
         --outdir extraction \\
         --plane_id=${PlaneStep.quote(meta.id)} \\
-        --plane_summary plane_summary.json || on_step_failure
+        --plane_summary plane_summary.json \\
+        ${args} || on_step_failure
     ophys-extraction versions --process ${task.process} > versions.yml
     """
 

@@ -6,6 +6,9 @@ process SEGMENT {
 
     input:
     tuple val(meta), path(summary)
+    // A name (cyto3) or a model file's absolute path, not a staged file: a model's size model (<model>_size.npy)
+    // is found beside it.
+    val model
 
     output:
     tuple val(meta), path('segmentation.h5'), optional: true, emit: segmentation
@@ -13,17 +16,14 @@ process SEGMENT {
     path 'versions.yml',                                      emit: versions
 
     script:
+    def args = task.ext.args ?: ''
     """
-    ${PlaneStep.onBadInput(params.skip_bad_planes)}
+    ${PlaneStep.onBadInput(task.ext.skip_bad_planes)}
     segment.py \\
         --summary ${summary} \\
         --output segmentation.h5 \\
-        --pretrained_model=${PlaneStep.quote(ModelChecker.argument(params.pretrained_model.toString()))} \\
-        --anatomical_only ${params.anatomical_only} \\
-        --diameter ${params.diameter} \\
-        --cellprob_threshold ${params.cellprob_threshold} \\
-        --flow_threshold ${params.flow_threshold} \\
-        --spatial_hp_cp ${params.spatial_hp_cp} || on_step_failure
+        --pretrained_model=${PlaneStep.quote(model)} \\
+        ${args} || on_step_failure
     ophys-extraction versions --process ${task.process} > versions.yml
     """
 

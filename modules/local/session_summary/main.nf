@@ -1,7 +1,6 @@
 // One table for the session: every plane found, with frames, ROIs, cells and runtime, or why it failed.
 process SESSION_SUMMARY {
     label 'process_single'
-    publishDir "${params.outdir}", mode: params.publish_dir_mode
 
     input:
     path plane_summaries, stageAs: 'planes/*/plane_summary.json'

@@ -13,15 +13,14 @@ process SUMMARY_IMAGES {
     path 'versions.yml',                                    emit: versions
 
     script:
-    def chunk = params.chunk_frames ? "--chunk_frames ${params.chunk_frames}" : ''
+    def args = task.ext.args ?: ''
     """
-    ${PlaneStep.onBadInput(params.skip_bad_planes)}
+    ${PlaneStep.onBadInput(task.ext.skip_bad_planes)}
     summary_images.py \\
         --movie=${PlaneStep.quote(movie)} \\
         --output summary.h5 \\
         --frame_rate ${meta.frame_rate} \\
-        --bin_duration ${params.bin_duration} \\
-        ${params.denoise ? '--denoise' : ''} ${chunk} || on_step_failure
+        ${args} || on_step_failure
     ophys-extraction versions --process ${task.process} > versions.yml
     """
 

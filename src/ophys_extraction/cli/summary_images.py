@@ -1,6 +1,6 @@
 """SUMMARY_IMAGES: one streaming pass over a movie -> summary.h5 (docs/architecture.md).
 
-    summary_images.py --movie PATH --output summary.h5 [--frame_rate HZ] [--bin_duration 3.7] [--denoise]
+    summary_images.py --movie PATH --output summary.h5 --frame_rate HZ [--bin_duration 3.7] [--denoise]
                       [--chunk_frames N]
 """
 
@@ -14,7 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-from ophys_extraction.discovery import resolve_frame_rate
 from ophys_extraction.errors import InputError
 from ophys_extraction.h5io import atomic_h5, write_array
 from ophys_extraction.movie import open_movie, recording_warnings
@@ -29,8 +28,8 @@ def _parser() -> argparse.ArgumentParser:
                     "them; the movie is read once, in chunks.")
     parser.add_argument("--movie", required=True, type=Path, help="HDF5 movie with dataset 'data' (frames, H, W)")
     parser.add_argument("--output", required=True, type=Path, help="summary.h5 to write")
-    parser.add_argument("--frame_rate", type=float, default=None,
-                        help="frames per second (default: processing.json or session.json near the movie)")
+    parser.add_argument("--frame_rate", type=float, required=True,
+                        help="frames per second (the pipeline finds it for each plane: lib/PlaneFinder.groovy)")
     parser.add_argument("--bin_duration", type=float, default=DEFAULT_BIN_DURATION,
                         help="seconds per temporal bin (default %(default)s)")
     parser.add_argument("--denoise", action="store_true",
@@ -49,12 +48,14 @@ def _scratch_dir(output: Path) -> Path | None:
 def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     args = _parser().parse_args(argv)
+    if not (math.isfinite(args.frame_rate) and args.frame_rate > 0):
+        raise InputError("--frame_rate", f"must be a positive number of frames per second, got {args.frame_rate}")
     if not (math.isfinite(args.bin_duration) and args.bin_duration > 0):
         raise InputError("--bin_duration", f"must be a positive number of seconds, got {args.bin_duration}")
     if args.chunk_frames is not None and args.chunk_frames < 1:
         raise InputError("--chunk_frames", f"must be at least 1, got {args.chunk_frames}")
+    frame_rate = args.frame_rate
     with open_movie(args.movie) as (dset, info):
-        frame_rate = resolve_frame_rate(args.movie, args.frame_rate)
         images = compute_summary_images(dset, info, frame_rate, bin_duration=args.bin_duration,
                                         denoise=args.denoise, n_frames_per_chunk=args.chunk_frames,
                                         tmp_dir=_scratch_dir(args.output))
