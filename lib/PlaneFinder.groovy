@@ -4,7 +4,7 @@ import java.nio.file.Path
 import java.text.Normalizer
 
 /**
- * The planes of an input folder and their frame rates (SPEC.md section 2).
+ * The planes of an input folder and their frame rates (README, "Running it on your data").
  * Mirrors src/ophys_extraction/discovery.py so that -stub-run needs no Python; tests keep the two in agreement.
  */
 class PlaneFinder {
@@ -40,7 +40,7 @@ class PlaneFinder {
      * Each plane id names the plane's output folder, so it must be able to: not empty, '.' or '..', no control
      * characters, none of the pipeline's own outputs, and not the same folder as another plane's where file names
      * ignore case or Unicode normalisation (macOS, Windows shares). Refused rather than renamed: downstream tools
-     * find a plane's results at <outdir>/<plane id> (SPEC.md section 4).
+     * find a plane's results at <outdir>/<plane id> (docs/output.md).
      */
     static List<Map> checkIds(List<Map> planes) {
         Map<String, String> seen = [:]

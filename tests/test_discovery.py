@@ -1,4 +1,4 @@
-"""Plane discovery (both layouts of SPEC.md section 2) and frame-rate resolution."""
+"""Plane discovery (both layouts of README, "Running it on your data") and frame-rate resolution."""
 
 from __future__ import annotations
 

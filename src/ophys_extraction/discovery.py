@@ -1,4 +1,4 @@
-"""Find the planes in an input directory and resolve each plane's frame rate (SPEC.md section 2).
+"""Find the planes in an input directory and resolve each plane's frame rate (README, "Running it on your data").
 
 main.nf mirrors `find_planes` in Groovy (so `-stub-run` needs no Python); tests/test_discovery_nextflow.py keeps
 the two in agreement.

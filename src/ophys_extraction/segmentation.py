@@ -1,4 +1,4 @@
-"""Segmentation step: Cellpose 3 on one summary image of a plane (SPEC.md section 3 step 2).
+"""Segmentation step: Cellpose 3 on one summary image of a plane (README; its outputs: docs/output.md, `cellpose/`).
 
 The image is chosen and prepared as suite2p's anatomical detection does (`--anatomical_only` 1-4, and the optional
 spatial high-pass `--spatial_hp_cp`), but Cellpose itself is called directly (suite2p 1.x's own Cellpose path is
@@ -96,8 +96,8 @@ def prepare_image(images: dict[str, np.ndarray], mode: int) -> tuple[np.ndarray,
 def spatial_highpass(image: np.ndarray, diameter: float, spatial_hp_cp: float) -> np.ndarray:
     """Normalise to [0, 1] (1st-99th percentile, clipped) and subtract a Gaussian blur of sigma diameter * N.
 
-    (suite2p 0.14's `spatial_hp_cp`; suite2p 1.1.0 subtracts the blur twice, which looks like a slip: SPEC.md asks
-    for one subtraction.)
+    (suite2p 0.14's `spatial_hp_cp`; suite2p 1.1.0 subtracts the blur twice, which looks like a slip: the parameter
+    is defined with one subtraction, nextflow_schema.json.)
     """
     p1, p99 = np.percentile(image, 1), np.percentile(image, 99)
     img = np.clip((image - p1) / max(p99 - p1, 1e-12), 0, 1).astype(np.float32)
