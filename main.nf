@@ -29,16 +29,19 @@ if (!paramProblems) {
     if (params.allow_failed_planes && !params.skip_bad_planes) {
         paramProblems << "--allow_failed_planes only applies with --skip_bad_planes (without it the first bad plane stops the run)"
     }
-    def nwbMetadataProblem = nwbMetadataProblem()
-    if (nwbMetadataProblem) paramProblems << nwbMetadataProblem
+    def nwbOptionsProblem = nwbProblem()
+    if (nwbOptionsProblem) paramProblems << nwbOptionsProblem
 }
 if (paramProblems) {
     paramProblems.each { log.error "${it}" }
     exit 1
 }
 
-/** What is wrong with --nwb_metadata that can be seen here (its keys and values are checked by nwb.py), or null. */
-def nwbMetadataProblem() {
+/** What is wrong with the NWB options that can be seen here (the metadata's keys and values: nwb.py), or null. */
+def nwbProblem() {
+    if (params.nwb && params.publish_dir_mode == 'move') {
+        return "--publish_dir_mode move cannot be used with --nwb: the NWB step reads extraction.h5 after MERGE publishes it (use copy or link)"
+    }
     if (!params.nwb_metadata) return null
     if (!params.nwb) return "--nwb_metadata only applies with --nwb"
     def metadata = file(params.nwb_metadata.toString())

@@ -223,6 +223,7 @@ def test_runs_are_deterministic(demo_run, interrupted_then_resumed, demo_input: 
     (("--flow_threshold", "high"), "--flow_threshold high: must be a number"),
     (("--nwb_metadata", "session.json"), "--nwb_metadata only applies with --nwb"),
     (("--nwb", "--nwb_metadata", "no-such.json"), "--nwb_metadata no-such.json: file does not exist"),
+    (("--nwb", "--publish_dir_mode", "move"), "--publish_dir_mode move cannot be used with --nwb"),
 ])
 def test_bad_parameter_stops_before_any_task(tmp_path: Path, demo_input: Path, args, message: str) -> None:
     run = run_pipeline(tmp_path, *TEST_PROFILE, "--input_dir", str(demo_input), *args, timeout=300)
