@@ -212,7 +212,7 @@ def test_read_as_the_allen_institute_tools_do(merged, tmp_path, monkeypatch):
     beside itself from any working directory."""
     extraction = merged[1]
     alias = extraction.parent / "plane_7_extraction.h5"
-    assert alias.stat().st_size < 16 * 1024 and schema.validate(alias) == []
+    assert alias.stat().st_size < 16 * 1024 and schema.validate(alias) == []   # 6.7 KB measured 2026-12-02
     # Another extraction.h5 in the working directory must not be the one the links reach.
     (tmp_path / "extraction.h5").write_bytes(b"")
     monkeypatch.chdir(tmp_path)

@@ -5,7 +5,8 @@ and pixel size from the options), one `PlaneSegmentation` with every ROI's weigh
 (`iscell`, the neuropil coefficients, the dF/F baseline flag, skew, std), the raw, neuropil and corrected traces
 as `RoiResponseSeries` in one `Fluorescence`, and the summary images. Images and masks are stored as NWB orders
 them, (x, y): the transpose of extraction.h5's (y, x) arrays, as neuroconv and roiextractors write them. Traces
-are (frames, ROIs) and written in blocks of ROIs, masks in blocks of ROIs: memory does not grow with the recording.
+are (frames, ROIs); traces and masks are written in blocks of ROIs of about 64 MB (at least 16 ROIs), so memory
+does not grow with the number of ROIs, nor with the frames below a million.
 
 What the pipeline cannot know (when the session started, the subject, who recorded it) comes from an optional
 metadata JSON file (`METADATA_KEYS`); without it the NWB file says so in its own terms: an unknown subject
