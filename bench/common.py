@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -31,22 +32,36 @@ class Measurement:
     seconds: float
     peak_rss_mb: float
     stdout: str = ""
+    cpu_seconds: float = 0.0
+    stderr: str = ""
 
 
-def measure(cmd: list[str | Path]) -> Measurement:
-    """Run `cmd` to completion; wall seconds, the peak RSS of that child (os.wait4, so per process) and its stdout
-    (steps print one summary line; stdout and stderr go to files, so a chatty child cannot block on a pipe)."""
+def measure(cmd: list[str | Path], env: dict[str, str] | None = None) -> Measurement:
+    """Run `cmd` to completion (with `env` added to this environment); wall seconds, the peak RSS and CPU seconds
+    (user + system) of that child (os.wait4, so per process), its stdout and stderr (steps print one summary line;
+    both go to files, so a chatty child cannot block on a pipe)."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.perf_counter()
-        proc = subprocess.Popen([str(c) for c in cmd], stdout=out, stderr=err, cwd=Path(__file__).parent)
+        proc = subprocess.Popen([str(c) for c in cmd], stdout=out, stderr=err, cwd=Path(__file__).parent,
+                                env={**os.environ, **(env or {})})
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
+        stderr = err.read().decode(errors="replace")
         if proc.returncode != 0:
-            raise RuntimeError(f"{cmd[1] if len(cmd) > 1 else cmd[0]} failed: {err.read().decode()[-2000:]}")
-        return Measurement(seconds, usage.ru_maxrss / 1024, out.read().decode(errors="replace"))
+            raise RuntimeError(f"{cmd[1] if len(cmd) > 1 else cmd[0]} failed: {stderr[-2000:]}")
+        return Measurement(seconds, usage.ru_maxrss / 1024, out.read().decode(errors="replace"),
+                           usage.ru_utime + usage.ru_stime, stderr)
+
+
+def logged_phases(stdout: str) -> dict[str, float]:
+    """The phase times a step prints at the end of its log line: "... in T s (name X s, other Y s, ...) -> out"."""
+    found = re.findall(r"\(([a-z ,]+? [0-9.]+ s(?:, [a-z ,]+? [0-9.]+ s)*)\)", stdout)
+    if not found:
+        raise RuntimeError(f"no phase times in the step's output: {stdout!r}")
+    return {name.strip(" ,"): float(seconds) for name, seconds in re.findall(r"([a-z ,]+?) ([0-9.]+) s", found[-1])}
 
 
 def evict(path: Path, settle: float = 0.0) -> None:

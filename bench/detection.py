@@ -51,9 +51,10 @@ from ophys_extraction import segmentation, synthetic  # noqa: E402
 from ophys_extraction.metrics import (DetectionScores, false_positives_on, found_rois, match_rois,  # noqa: E402
                                      mean_image_contrast, pooled)
 from ophys_extraction.rois import median_mask_diameter  # noqa: E402
-from ophys_extraction.training import (DEMO_NOISE_LEVEL, HELDOUT_FAMILY, HIGH_NOISE_LEVEL,  # noqa: E402
-                                       SYNTH_EVAL_SEED0, load_for_eval, load_real_dir, mode_image, plane_fields,
-                                       synthetic_plane)
+from ophys_extraction.segmentation_input import IMAGE_MODES, SUMMARY_DATASETS, mode_image, prepare_image  # noqa
+from ophys_extraction.training.data import (DEMO_NOISE_LEVEL, HELDOUT_FAMILY, HIGH_NOISE_LEVEL,  # noqa: E402
+                                            SYNTH_EVAL_SEED0, load_real_dir, plane_fields, synthetic_plane)
+from ophys_extraction.training.evaluation import load_for_eval  # noqa: E402
 
 REAL_DIR = REPO.parent / "shared" / "data" / "neurofinder-00xx-left"
 DEFAULT_MODELS = [REPO / "assets" / "models" / segmentation.BUNDLED_MODEL, REPO / "bench" / "out" / "synthetic_only"]
@@ -83,7 +84,7 @@ def synthetic_summaries(n_planes: int, size: int, noise: float, frames: int, fas
         assert summary_main(["--movie", str(movie), "--output", str(summary),
                              "--frame_rate", str(spec.frame_rate)]) == 0
         with h5py.File(summary, "r") as f:
-            images = {name: f[name][()] for name in segmentation.SUMMARY_DATASETS}
+            images = {name: f[name][()] for name in SUMMARY_DATASETS}
         movie.unlink()
         yield images, sim.masks, contrast, sim.hole_masks
 
@@ -92,7 +93,7 @@ def score(model, image: np.ndarray, truth: np.ndarray,
           ignore: np.ndarray | None = None) -> tuple[DetectionScores, np.ndarray, np.ndarray]:
     """(scores, found flag per ground-truth ROI, predicted masks) of the pipeline's default SEGMENT settings."""
     params = segmentation.SegmentationParams()
-    result = segmentation.segment_image(image, np.zeros_like(image), model, params, final_positions=False)
+    result = segmentation.segment_image(image, np.zeros_like(image), model, params)
     return (match_rois(truth, result.masks, ignore=ignore), found_rois(truth, result.masks, ignore=ignore),
             result.masks)
 
@@ -121,11 +122,10 @@ def size_table(loaded: dict, families: list[str], n_planes: int, size: int, nois
                     plane = synthetic_plane(SYNTH_EVAL_SEED0 + 200 + 10 * k + i, size, noise, vary=False,
                                             **plane_fields(centre, SIZE_COVERAGE, family))
                     truth = median_mask_diameter(plane.masks)
-                    result = segmentation.segment_image(plane.mean, np.zeros_like(plane.mean), model, params,
-                                                        final_positions=False)
+                    result = segmentation.segment_image(plane.mean, np.zeros_like(plane.mean), model, params)
                     at_truth = segmentation.segment_image(
                         plane.mean, np.zeros_like(plane.mean), model,
-                        segmentation.SegmentationParams(diameter=truth), final_positions=False)
+                        segmentation.SegmentationParams(diameter=truth))
                     est.append(match_rois(plane.masks, result.masks))
                     oracle.append(match_rois(plane.masks, at_truth.masks))
                     true_d.append(truth)
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", type=Path, nargs="+", default=None,
                         help="model files (default: the bundled model, and bench/out/synthetic_only if present)")
-    parser.add_argument("--modes", type=int, nargs="+", default=sorted(segmentation.IMAGE_MODES))
+    parser.add_argument("--modes", type=int, nargs="+", default=sorted(IMAGE_MODES))
     parser.add_argument("--n_planes", type=int, default=3)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--frames", type=int, default=600)
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
                                                                       args.fast, Path(tmp)):
                 contrasts.append(contrast)
                 for mode in args.modes:
-                    image, _ = segmentation.prepare_image(images, mode)
+                    image, _ = prepare_image(images, mode)
                     for name, model in loaded.items():
                         scores, hits, pred = score(model, image, truth)
                         per[name, mode].append(scores)

@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 from ophys_extraction import synthetic  # noqa: E402
 from ophys_extraction.metrics import core_ratio, dark_spot_density, mean_image_contrast, radial_profile  # noqa: E402
-from ophys_extraction.training import SYNTH_EVAL_SEED0  # noqa: E402
+from ophys_extraction.training.data import SYNTH_EVAL_SEED0  # noqa: E402
 
 from common import CONTRAST_BINS, contrast_bin_labels  # noqa: E402
 

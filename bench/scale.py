@@ -13,7 +13,10 @@ read would otherwise be compared with a floor it could never meet. The floor rea
 disk of a shared VM also varies from minute to minute, so each streaming step gets its own floor, measured just
 before it. The ratio leaves out the step's start-up (interpreter, imports, and for EXTRACT the ROI masks and kernel
 loading): EXTRACT's wall time minus the phases it logs from the trace pass on, so cold imports after a 21 GB read
-count as they happened. Start-up is a fixed cost per plane, shown in its own column.
+count as they happened. Start-up is a fixed cost per plane, shown in its own column (SEGMENT's: its wall time
+minus the network, dynamics and writing it logs). The "whole plane" row adds the four steps' wall times and
+compares them with what no pipeline can avoid: the two read floors plus SEGMENT's network time (issue 21's
+target: 1.5x at 10,000 frames).
 
     .venv/bin/python bench/scale.py [--frames 2500 10000 40000] [--tmpdir /tmp] [--model assets/models/...]
                                     [--movies DIR] [--settle 20]
@@ -26,13 +29,12 @@ sizes when the movies must be generated (plus 4 x `--settle` per size).
 from __future__ import annotations
 
 import argparse
-import re
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
-from common import REPO, evict, make_movie, measure, print_table, read_floor, step
+from common import REPO, evict, logged_phases, make_movie, measure, print_table, read_floor, step
 
 DEFAULT_MODEL = REPO / "assets" / "models" / "ophys_cp3"
 # SUMMARY_IMAGES imports little: its start-up is timed on its own (warm) and left out of its ratio.
@@ -42,11 +44,7 @@ SUMMARY_STARTUP = "ophys_extraction.cli.summary_images"
 def extract_streaming_seconds(stdout: str) -> float:
     """The sum of EXTRACT's own phase times from the trace pass on (its log: "(setup X s, trace pass Y s, ...)");
     the rest of its wall time is start-up (interpreter, imports, ROI masks, kernel loading)."""
-    found = re.search(r"\((setup [^)]*)\)", stdout)
-    if not found:
-        raise RuntimeError(f"no phase times in EXTRACT's output: {stdout!r}")
-    phases = re.findall(r"([a-z ,]+?) ([0-9.]+) s", found.group(1))
-    return sum(float(seconds) for name, seconds in phases if name.strip(" ,") != "setup")
+    return sum(seconds for name, seconds in logged_phases(stdout).items() if name != "setup")
 
 
 def cold_floor(movie: Path, settle: float) -> float:
@@ -76,12 +74,18 @@ def bench_size(frames: int, workdir: Path, model: Path, movies: Path | None, set
     extract_startup = extract.seconds - extract_streaming_seconds(extract.stdout)
     merge = measure(step("merge.py", "--summary", workdir / "summary.h5", "--segmentation", workdir / "seg.h5",
                          "--traces", workdir / "traces.h5", "--outdir", workdir / "extraction"))
+    segment_phases = logged_phases(segment.stdout)
+    segment_startup = segment.seconds - sum(segment_phases[p] for p in ("network", "dynamics", "writing"))
+    # The whole plane's floor: what cannot be avoided, two reads of the movie and the network.
+    plane_seconds = summary.seconds + segment.seconds + extract.seconds + merge.seconds
+    plane_floor = floor_summary + floor_extract + segment_phases["network"]
     rows = [[frames, f"{gb:.1f} GB", "SUMMARY_IMAGES", summary.seconds, floor_summary, floor_at_once,
              summary_startup, (summary.seconds - summary_startup) / floor_summary, summary.peak_rss_mb],
-            [frames, "", "SEGMENT", segment.seconds, "-", "-", "-", "-", segment.peak_rss_mb],
+            [frames, "", "SEGMENT", segment.seconds, "-", "-", segment_startup, "-", segment.peak_rss_mb],
             [frames, "", "EXTRACT", extract.seconds, floor_extract, "-", extract_startup,
              (extract.seconds - extract_startup) / floor_extract, extract.peak_rss_mb],
-            [frames, "", "MERGE", merge.seconds, "-", "-", "-", "-", merge.peak_rss_mb]]
+            [frames, "", "MERGE", merge.seconds, "-", "-", "-", "-", merge.peak_rss_mb],
+            [frames, "", "whole plane", plane_seconds, plane_floor, "-", "-", plane_seconds / plane_floor, "-"]]
     print(f"  {frames} frames: " + (f"generated in {generated:.0f} s" if generated else f"reused {movie}"),
           flush=True)
     return rows
@@ -125,7 +129,7 @@ def main() -> None:
                 rows)
     if 10000 in peaks and 40000 in peaks:
         growth = [[name, peaks[10000][name], peaks[40000][name], peaks[40000][name] / peaks[10000][name]]
-                  for name in peaks[10000]]
+                  for name in peaks[10000] if name != "whole plane"]
         print_table("Peak RSS growth from 10,000 to 40,000 frames", ["step", "10k MB", "40k MB", "ratio"], growth)
 
 

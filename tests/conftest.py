@@ -37,3 +37,22 @@ def write_processing_json(folder: Path, rate: object, nested: bool = True) -> Pa
 def small_movie(tmp_path: Path) -> Path:
     rng = np.random.default_rng(0)
     return write_h5(tmp_path / "movie.h5", rng.integers(0, 1000, size=(37, 12, 10), dtype=np.int16))
+
+
+@pytest.fixture(scope="session")
+def demo_input(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled demo (make demo-data); generated here if the checkout has not made it yet."""
+    bundled = REPO / "demo_data"
+    if (bundled / ".complete").exists():
+        return bundled
+    from ophys_extraction.cli.synthetic import main as synthetic_main
+    out = tmp_path_factory.mktemp("demo") / "demo_data"
+    assert synthetic_main(["--out", str(out), "--n_planes", "2", "--seed", "20261124"]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory, demo_input: Path):
+    """One uninterrupted local run of the demo, shared by the tests that compare other runs with it."""
+    from pipeline_runner import run_pipeline  # imports this module: not at the top
+    return run_pipeline(tmp_path_factory.mktemp("demo_run"), "-profile", "test", "--input_dir", str(demo_input))

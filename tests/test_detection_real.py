@@ -14,7 +14,8 @@ import pytest
 
 from ophys_extraction import segmentation
 from ophys_extraction.metrics import match_rois
-from ophys_extraction.training import load_for_eval, load_real_dir, predict
+from ophys_extraction.training.data import load_real_dir
+from ophys_extraction.training.evaluation import load_for_eval, predict
 
 from conftest import REPO
 
@@ -37,6 +38,6 @@ def test_training_log_matches_the_split():
     """The log committed beside the model records the same split as this test uses."""
     log = json.loads(MODEL.with_name(MODEL.name + ".training_log.json").read_text())
     annotated = {item["name"]: item for item in log["data"]["annotated"]}
-    if "neurofinder-00xx-left" in annotated:
-        item = annotated["neurofinder-00xx-left"]
-        assert item["train"] == "rows [0, 372)" and item["validation"] == "rows [396, 512)"
+    assert "neurofinder-00xx-left" in annotated, sorted(annotated)   # the bundled model is trained on it
+    item = annotated["neurofinder-00xx-left"]
+    assert item["train"] == "rows [0, 372)" and item["validation"] == "rows [396, 512)"

@@ -99,3 +99,16 @@ def test_run_and_resume(tmp_path):
     second = _nextflow(["run", "main.nf", "-resume", "-with-trace", "trace2.txt"], cwd=tmp_path, env=env)
     assert "Cached process > SAY" in second.stdout, second.stdout
     assert _trace_statuses(tmp_path / "trace2.txt") == ["CACHED", "CACHED"], second.stdout
+
+
+@pytest.mark.parametrize("user_setting, seen", [(None, "true"), ("false", "false")])
+def test_offline_is_a_default_the_user_can_override(tmp_path, user_setting, seen):
+    """The launcher defaults NXF_OFFLINE to true and keeps a value the user set (e.g. false, so that Nextflow may
+    download the nf-amazon plugin for AWS Batch), and likewise NXF_HOME, where Nextflow keeps its plugins."""
+    env = _env(tmp_path)
+    env.pop("NXF_OFFLINE")
+    if user_setting is not None:
+        env["NXF_OFFLINE"] = user_setting
+    (tmp_path / "env.nf").write_text("println \"offline=${System.getenv('NXF_OFFLINE')} home=${System.getenv('NXF_HOME')}\"\n")
+    out = _nextflow(["run", "env.nf"], cwd=tmp_path, env=env).stdout
+    assert f"offline={seen} home={tmp_path / 'nxf_home'}" in out, out

@@ -17,36 +17,12 @@ import pytest
 from conftest import REPO, write_h5
 from ophys_extraction.discovery import find_planes, resolve_frame_rate
 from ophys_extraction.schema import validate
-from pipeline_runner import NEXTFLOW, command, nextflow_env, run_pipeline, task_dirs
+from pipeline_runner import NEXTFLOW, assert_same_extractions, command, nextflow_env, run_pipeline, task_dirs
 
 pytestmark = [pytest.mark.nextflow, pytest.mark.skipif(not NEXTFLOW.exists(), reason="run `make install` first")]
 
 MODEL = REPO / "assets" / "models" / "ophys_cp3"
 TEST_PROFILE = ("-profile", "test")
-
-
-@pytest.fixture(scope="module")
-def demo_input(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The bundled demo (make demo-data); generated here if the checkout has not made it yet."""
-    bundled = REPO / "demo_data"
-    if (bundled / ".complete").exists():
-        return bundled
-    from ophys_extraction.synthetic import main as synthetic_main
-    out = tmp_path_factory.mktemp("demo") / "demo_data"
-    assert synthetic_main(["--out", str(out), "--n_planes", "2", "--seed", "20261124"]) == 0
-    return out
-
-
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory: pytest.TempPathFactory, demo_input: Path):
-    return run_pipeline(tmp_path_factory.mktemp("demo_run"), *TEST_PROFILE, "--input_dir", str(demo_input))
-
-
-def read_datasets(path: Path) -> dict[str, np.ndarray]:
-    out: dict[str, np.ndarray] = {}
-    with h5py.File(path) as handle:
-        handle.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
-    return out
 
 
 def test_stub_run_needs_no_python(tmp_path: Path) -> None:
@@ -100,6 +76,20 @@ def test_demo_end_to_end(demo_run, demo_input: Path) -> None:
     for process in ("SUMMARY_IMAGES", "SEGMENT", "EXTRACT", "MERGE"):
         assert f'"{process}":' in versions
     assert "suite2p: 1." in versions and "cellpose: 3.1" in versions
+
+
+def test_task_logs_are_the_steps_own_lines(demo_run) -> None:
+    """No third-party noise in the task logs (suite2p used to log a pynwb notice in every EXTRACT), and SEGMENT
+    reports its phases."""
+    assert demo_run.returncode == 0, demo_run.output
+    tasks = task_dirs(demo_run.launch_dir)
+    assert len(tasks) == 9
+    for task in tasks:
+        assert (task / ".command.err").read_text() == "", task
+    segment_logs = [(t / ".command.out").read_text() for t in tasks if "segment.py" in (t / ".command.sh").read_text()]
+    assert len(segment_logs) == 2
+    for log in segment_logs:
+        assert all(f"{phase} " in log for phase in ("imports", "model load", "network", "dynamics", "writing")), log
 
 
 def test_resume_reuses_every_task(demo_run, demo_input: Path) -> None:
@@ -192,7 +182,12 @@ def _interrupt_during_extract(launch: Path, input_dir: Path) -> None:
 def interrupted_then_resumed(tmp_path_factory: pytest.TempPathFactory, demo_input: Path):
     launch = tmp_path_factory.mktemp("interrupted")
     _interrupt_during_extract(launch, demo_input)
-    assert not list((launch / "results").glob("*/extraction/extraction.h5")) or True
+    # EXTRACT was running when the run was killed, so at least one plane has no extraction.h5; a plane that
+    # finished before is complete (valid), and no partial file is left in the outdir.
+    finished = list((launch / "results").glob("*/extraction/extraction.h5"))
+    assert len(finished) < 2, finished
+    assert all(not validate(path) for path in finished)
+    assert not [p for p in (launch / "results").rglob("*") if ".tmp" in p.name or ".pending" in p.name]
     return run_pipeline(launch, *TEST_PROFILE, "--input_dir", str(demo_input), "-resume")
 
 
@@ -206,14 +201,9 @@ def test_killed_run_resumes_and_reuses_finished_tasks(interrupted_then_resumed) 
         assert len(list(run.outdir.glob(f"*/extraction/{plane}"))) == 2
 
 
-def test_runs_are_deterministic(demo_run, interrupted_then_resumed, demo_input: Path) -> None:
+def test_runs_are_deterministic(demo_run, interrupted_then_resumed) -> None:
     """Two independent runs (one of them interrupted and resumed) give identical datasets."""
-    for plane in find_planes(demo_input):
-        first = read_datasets(demo_run.outdir / plane.plane_id / "extraction" / "extraction.h5")
-        second = read_datasets(interrupted_then_resumed.outdir / plane.plane_id / "extraction" / "extraction.h5")
-        assert first.keys() == second.keys()
-        for name in first:
-            np.testing.assert_array_equal(first[name], second[name], err_msg=f"{plane.plane_id}: {name}")
+    assert_same_extractions(interrupted_then_resumed.outdir, demo_run.outdir)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -251,7 +241,7 @@ ODD_ID = "good plane 'é' $(touch pwned);`touch pwned2`"
 @pytest.fixture(scope="module")
 def one_good_one_bad(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small good plane with an odd name and a plane whose movie has rank 2, as plain files."""
-    from ophys_extraction.synthetic import main as synthetic_main
+    from ophys_extraction.cli.synthetic import main as synthetic_main
     root = tmp_path_factory.mktemp("mixed")
     session = root / "session"
     assert synthetic_main(["--out", str(session), "--n_planes", "1", "--seed", "7", "--frames", "300",
@@ -357,7 +347,7 @@ def _max_concurrency(trace_file: Path) -> int:
 
 
 def test_eight_planes_finish_and_use_both_cores(tmp_path: Path) -> None:
-    from ophys_extraction.synthetic import main as synthetic_main
+    from ophys_extraction.cli.synthetic import main as synthetic_main
     session = tmp_path / "session"
     assert synthetic_main(["--out", str(session), "--n_planes", "8", "--seed", "11", "--frames", "200",
                            "--height", "96", "--width", "96"]) == 0

@@ -17,11 +17,12 @@ from ophys_extraction.cli.segment import main as segment_main
 from ophys_extraction.errors import EXIT_BAD_INPUT, run_cli
 from ophys_extraction.metrics import (core_ratio, dark_spot_density, false_positives_on, found_rois, iou_matrix,
                                      match_rois, mean_image_contrast, pooled, radial_profile)
-from ophys_extraction.segmentation import (IMAGE_MODES, SegmentationParams, mean_weights, prepare_image,
-                                           relabel_sequential, spatial_highpass)
+from ophys_extraction.segmentation import SegmentationParams, relabel_sequential
+from ophys_extraction.segmentation_input import (IMAGE_MODES, SUMMARY_DATASETS, mean_weights, prepare_image,
+                                                 spatial_highpass)
 from ophys_extraction.summary import enhanced_mean_image, max_mean_ratio
 from ophys_extraction.synthetic import make_training_image
-from ophys_extraction.training import SYNTH_EVAL_SEED0
+from ophys_extraction.training.data import SYNTH_EVAL_SEED0
 
 from conftest import REPO
 
@@ -116,6 +117,28 @@ def test_deterministic(plane):
             np.testing.assert_array_equal(fa[name][()], fb[name][()], err_msg=name)
 
 
+@pytest.mark.parametrize("flow_threshold", [1.5, 0.4])
+def test_one_dynamics_run_gives_cellposes_masks_and_final_locations(flow_threshold):
+    """SEGMENT runs the flow dynamics once for both outputs; they equal Cellpose's own masks (CellposeModel.eval,
+    which runs the dynamics inside) and a separate follow_flows run, bit for bit."""
+    from cellpose import dynamics
+    image, _, _ = make_training_image(SYNTH_EVAL_SEED0 + 42, height=96, width=96)
+    model = segmentation.load_model(segmentation.resolve_model(str(MODEL)), torch.device("cpu"))
+    params = SegmentationParams(flow_threshold=flow_threshold)
+    result = segmentation.segment_image(image, np.zeros_like(image), model, params)
+    diameter = result.attrs["diameter_used"]
+    masks, flows, _ = model.net.eval(image, channels=[0, 0], diameter=diameter,
+                                     cellprob_threshold=params.cellprob_threshold, flow_threshold=flow_threshold)
+    assert result.n_rois > 3
+    np.testing.assert_array_equal(result.masks, relabel_sequential(masks))
+    np.testing.assert_array_equal(result.flows, flows[1])
+    above = flows[2] > params.cellprob_threshold
+    moved = dynamics.follow_flows(flows[1] * above / 5.0, inds=np.nonzero(above), niter=result.attrs["niter"],
+                                  interp=True, device=torch.device("cpu"))
+    np.testing.assert_array_equal(result.final_locations[:, above], moved)
+    assert set(result.seconds) == {"network", "dynamics"} and min(result.seconds.values()) > 0
+
+
 @pytest.mark.parametrize("mode", [1, 3, 4])
 def test_other_image_modes_run(tmp_path, mode):
     summary = tmp_path / "summary.h5"
@@ -127,7 +150,7 @@ def test_other_image_modes_run(tmp_path, mode):
     with h5py.File(summary, "r") as s, h5py.File(out, "r") as f:
         masks = f["cellpose/masks"][()]
         assert masks.dtype == np.int32 and np.array_equal(np.unique(masks), np.arange(masks.max() + 1))
-        expected_image = s[IMAGE_MODES[mode][0]][()]
+        expected_image = s[IMAGE_MODES[mode].image][()]
         expected_weights = mean_weights(s["meanImg"][()]) if mode == 3 else s["maxImg"][()]
         if mode == 1:
             expected_image = spatial_highpass(expected_image, 10.0, 0.5)
@@ -149,7 +172,7 @@ DIAMETER_TOLERANCE = 0.15
 def sized_summary(path, diameter: float, seed: int, size: int = 192):
     """summary.h5 of a held-out plane whose cells have this mean diameter; (ground truth, its true diameter)."""
     from ophys_extraction.rois import median_mask_diameter
-    from ophys_extraction.training import plane_fields, synthetic_plane
+    from ophys_extraction.training.data import plane_fields, synthetic_plane
     plane = synthetic_plane(seed, size, vary=False, **plane_fields(diameter, 0.25))
     with h5py.File(path, "w") as f:
         f["meanImg"] = plane.mean
@@ -207,7 +230,7 @@ def summary_file(tmp_path):
     path = tmp_path / "summary.h5"
     rng = np.random.default_rng(0)
     with h5py.File(path, "w") as f:
-        for name in segmentation.SUMMARY_DATASETS:
+        for name in SUMMARY_DATASETS:
             f[name] = rng.random((32, 32), dtype=np.float32)
     return path
 
@@ -281,8 +304,9 @@ def test_cuda_requested_without_gpu(tmp_path, summary_file, capsys):
 
 def test_prepare_image_modes():
     rng = np.random.default_rng(1)
-    images = {name: rng.random((20, 30), dtype=np.float32) for name in segmentation.SUMMARY_DATASETS}
-    for mode, (name, _) in IMAGE_MODES.items():
+    images = {name: rng.random((20, 30), dtype=np.float32) for name in SUMMARY_DATASETS}
+    for mode, spec in IMAGE_MODES.items():
+        name = spec.image
         image, weights = prepare_image(images, mode)
         np.testing.assert_array_equal(image, images[name])
         expected = mean_weights(images["meanImg"]) if mode in (2, 3) else images["maxImg"]

@@ -10,6 +10,7 @@ import pytest
 from scipy import ndimage
 
 from ophys_extraction import synthetic
+from ophys_extraction.cli.synthetic import main as synthetic_main
 from ophys_extraction.discovery import find_planes, resolve_frame_rate
 from ophys_extraction.errors import InputError
 from ophys_extraction.synthetic import SyntheticSpec
@@ -148,7 +149,7 @@ def test_bad_spec_is_an_input_error():
 
 
 def test_cli_writes_a_session(tmp_path, capsys):
-    code = synthetic.main(["--out", str(tmp_path), "--n_planes", "1", "--frames", "20", "--height", "48",
+    code = synthetic_main(["--out", str(tmp_path), "--n_planes", "1", "--frames", "20", "--height", "48",
                            "--width", "48", "--frame_rate", "30", "--noise_level", "2"])
     assert code == 0
     movie = tmp_path / "plane_0" / "decrosstalk" / "plane_0_decrosstalk.h5"

@@ -7,7 +7,8 @@ import pytest
 
 from ophys_extraction.cli.train_model import main as train_main
 from ophys_extraction.errors import EXIT_BAD_INPUT, run_cli
-from ophys_extraction.training import _origin, best_offset
+from ophys_extraction.training.calibration import best_offset
+from ophys_extraction.training.record import origin
 
 
 def test_missing_init_model_is_one_clear_line(tmp_path, capsys):
@@ -25,10 +26,10 @@ def test_origin_names_every_run_of_a_continued_model():
     second = {"epochs": 100, "command_line": "bin/train_model.py --init_model a", "init_model": "a",
               "init_model_log": first}
     third = {"init_model": "b", "init_model_log": second}
-    assert _origin(first) == "scratch"
-    assert _origin(third) == ("b (100 epochs: bin/train_model.py --init_model a) <- a (250 epochs: "
+    assert origin(first) == "scratch"
+    assert origin(third) == ("b (100 epochs: bin/train_model.py --init_model a) <- a (250 epochs: "
                               "bin/train_model.py --n_epochs 250) <- scratch")
-    assert _origin({"init_model": "c"}) == "c (? epochs: no training log beside it) <- scratch"
+    assert origin({"init_model": "c"}) == "c (? epochs: no training log beside it) <- scratch"
 
 
 def test_best_offset_takes_the_highest_f1_and_breaks_ties_towards_no_shift():
@@ -40,6 +41,6 @@ def test_best_offset_takes_the_highest_f1_and_breaks_ties_towards_no_shift():
 
 def test_code_version_names_the_checkout_commit():
     import re
-    from ophys_extraction.training import code_version
+    from ophys_extraction.training.record import code_version
     version = code_version()
     assert version == "unknown" or re.fullmatch(r"[0-9a-f]{7,40}(\+changes)?", version), version

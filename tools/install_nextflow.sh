@@ -10,7 +10,12 @@
 #     Maven into <venv_dir>/nextflow/lib (the Maven local repository ~/.m2 caches the jars, so
 #     re-runs are fast and work offline), and <venv_dir>/bin/nextflow is a bash launcher that runs
 #     `java ... -cp "<venv_dir>/nextflow/lib/*" nextflow.cli.Launcher`. Nothing is downloaded when
-#     Nextflow starts (no capsule jar, no plugins).
+#     Nextflow starts (no capsule jar; a plugin only when a profile needs one).
+#
+# Both kinds of launcher only default NXF_OFFLINE=true and NXF_DISABLE_CHECK_LATEST=true (the Maven one also
+# NXF_HOME=<venv_dir>/nextflow/home): a value already set in the environment wins, e.g. NXF_OFFLINE=false.
+# Plugins (only AWS Batch needs one, nf-amazon) are downloaded by Nextflow into $NXF_HOME/plugins on first use, or
+# pre-installed there (README, "AWS Batch").
 #
 # Environment:
 #   NEXTFLOW_INSTALL_MODE=auto|maven|wrap   auto (default): wrap a nextflow found on PATH, else
@@ -157,6 +162,7 @@ if [[ ! -f "$nxf_dir/lib/.installed" ]]; then
     exit 1
 fi
 
+# Defaults only: the user's own values win (README, "AWS Batch": NXF_OFFLINE=false, an NXF_HOME with plugins).
 export NXF_OFFLINE=${NXF_OFFLINE:-true}
 export NXF_DISABLE_CHECK_LATEST=${NXF_DISABLE_CHECK_LATEST:-true}
 export NXF_HOME=${NXF_HOME:-$nxf_dir/home}

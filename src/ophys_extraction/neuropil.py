@@ -21,6 +21,8 @@ from collections.abc import Iterator
 import numba
 import numpy as np
 
+from ophys_extraction.numba_cache import njit
+
 # The r grid of the original capsule (np.arange(0, 2 + 0.01, 0.01) has the same 201 values).
 R_GRID = np.arange(0, 2.01, 0.01)
 NMI_BINS = 100
@@ -31,17 +33,7 @@ MIN_R_COUNT = 5
 FALLBACK_R = 0.8
 
 
-def _njit(**kwargs):
-    """numba.njit with on-disk caching when a cache location is writable, without it otherwise."""
-    def wrap(func):
-        try:
-            return numba.njit(cache=True, **kwargs)(func)
-        except RuntimeError:  # no writable cache locator (read-only install and home)
-            return numba.njit(**kwargs)(func)
-    return wrap
-
-
-@_njit(nogil=True, error_model="numpy")
+@njit(nogil=True, error_model="numpy")
 def _edges(lo, hi, nbins, out):
     """np.histogramdd's edges for one variable: _get_outer_edges, then np.linspace(lo, hi, nbins + 1), bit for bit."""
     if lo == hi:
@@ -58,7 +50,7 @@ def _edges(lo, hi, nbins, out):
     out[nbins] = hi
 
 
-@_njit(nogil=True, error_model="numpy")
+@njit(nogil=True, error_model="numpy")
 def _bin_index(x, edges, scale, nbins):
     """Bin of x as np.histogramdd finds it: searchsorted(edges, x, 'right') - 1, the last edge closing the last bin.
 
@@ -76,14 +68,14 @@ def _bin_index(x, edges, scale, nbins):
     return k
 
 
-@_njit(nogil=True, error_model="numpy")
+@njit(nogil=True, error_model="numpy")
 def _bins_of(values, edges, nbins, out):
     scale = nbins / (edges[nbins] - edges[0])
     for t in range(values.size):
         out[t] = _bin_index(values[t], edges, scale, nbins)
 
 
-@_njit(nogil=True, error_model="numpy", fastmath={"nnan", "ninf", "nsz"})
+@njit(nogil=True, error_model="numpy", fastmath={"nnan", "ninf", "nsz"})
 def _residual(f, fn, r, out):
     """out = f - r * fn (float64, exactly as numpy: no FMA contraction); returns (min, max) of out.
 
@@ -99,7 +91,7 @@ def _residual(f, fn, r, out):
     return lo, hi
 
 
-@_njit(nogil=True, error_model="numpy")
+@njit(nogil=True, error_model="numpy")
 def _min_max(values):
     lo = values[0]
     hi = values[0]
@@ -109,7 +101,7 @@ def _min_max(values):
     return lo, hi
 
 
-@_njit(nogil=True, error_model="numpy")
+@njit(nogil=True, error_model="numpy")
 def _nmi_row(f, fn, r_grid, nbins, clogc, joint, out):
     """out[j] = approximate NMI(f - r_grid[j] * fn, fn); NaN where skimage gives NaN.
 
@@ -164,7 +156,7 @@ def _nmi_row(f, fn, r_grid, nbins, clogc, joint, out):
             out[j] = (h_n + log_n - s_c / n_t) / (log_n - (s0 + s1 + s2 + s3) / n_t)
 
 
-@_njit(nogil=True, error_model="numpy")
+@njit(nogil=True, error_model="numpy")
 def _row_float64(row, out):
     """out = row as float64 with NaN set to 0 (exact: float32 -> float64 does not round)."""
     for t in range(row.size):
@@ -172,7 +164,7 @@ def _row_float64(row, out):
         out[t] = 0.0 if np.isnan(v) else v
 
 
-@_njit(nogil=True, error_model="numpy", parallel=True)
+@njit(nogil=True, error_model="numpy", parallel=True)
 def _nmi_table(F, Fneu, r_grid, nbins, clogc, count_type):
     """Approximate NMI(F - r * Fneu, Fneu) for every ROI (rows, in parallel) and r (columns); see _nmi_row.
     `count_type` (an empty array) gives the dtype of the joint counts. Rows are converted to float64 one at a time
@@ -247,6 +239,14 @@ def mutual_info_r(F: np.ndarray, Fneu: np.ndarray, r_grid: np.ndarray = R_GRID, 
             else:
                 result[i] = r_grid[cand[0]]
     return (result, stats) if return_stats else result
+
+
+def warm_up() -> None:
+    """Load (or compile) the NMI kernel for EXTRACT's float32 traces, with the joint counts of movies below and
+    from 2**16 frames on (uint16, int64)."""
+    traces = np.zeros((1, 4), np.float32)
+    for count_type in (np.uint16, np.int64):
+        _nmi_table(traces, traces, R_GRID, NMI_BINS, _clogc(traces.shape[1]), np.zeros(0, count_type))
 
 
 def replace_high_r(raw_r: np.ndarray, min_count: int = MIN_R_COUNT, fallback: float = FALLBACK_R) -> np.ndarray:

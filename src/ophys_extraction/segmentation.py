@@ -14,30 +14,19 @@ to downloading `cyto3` for a path that does not exist, so every model is checked
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.ndimage import gaussian_filter
 
 from ophys_extraction import sizing
 from ophys_extraction.errors import InputError
+from ophys_extraction.segmentation_input import IMAGE_MODES, prepare_image, spatial_highpass
 
-# --anatomical_only -> (summary.h5 dataset segmented, description). Modes 1-4 are suite2p's.
-IMAGE_MODES: dict[int, tuple[str, str]] = {
-    1: ("max_mean_ratio", "max projection / mean image ratio (log)"),
-    2: ("meanImg", "mean image"),
-    3: ("meanImgE", "enhanced mean image"),
-    4: ("maxImg", "max projection"),
-}
-DEFAULT_MODE = 2
 # The project's own model (trained by bin/train_model.py), under assets/models/ in the repository.
 BUNDLED_MODEL = "ophys_cp3"
-# Weights (`lam`) come from the mean image in the mean modes and from the max projection in the max modes.
-MEAN_WEIGHT_MODES = (2, 3)
-SUMMARY_DATASETS = ("meanImg", "maxImg", "max_mean_ratio", "meanImgE")
-
 # Built-in model files: Cellpose 3 names the old generation "<name>torch_0", the others by their name.
 _OLD_STYLE = ("cyto", "cyto2", "nuclei")
 # Size models exist only for these built-ins.
@@ -48,7 +37,9 @@ _FIRST_CONV = "downsample.down.res_down_0.conv.conv_0.2.weight"
 
 @dataclass(frozen=True)
 class SegmentationParams:
-    anatomical_only: int = DEFAULT_MODE
+    """SEGMENT's options and their defaults (the only place they are written; nextflow_schema.json mirrors them,
+    tests/test_parameters.py checks that)."""
+    anatomical_only: int = 2         # the mean image (segmentation_input.IMAGE_MODES)
     diameter: float = 0.0            # 0: estimated from the plane's image (sizing.py)
     cellprob_threshold: float = 0.0
     flow_threshold: float = 1.5
@@ -63,45 +54,6 @@ class SegmentationParams:
                 raise InputError(f"--{name}", f"must be a finite number >= 0, got {value}")
         if not np.isfinite(self.cellprob_threshold):
             raise InputError("--cellprob_threshold", f"must be finite, got {self.cellprob_threshold}")
-
-
-# ------------------------------------------------------------------------------------------------------- the image
-
-def required_datasets(mode: int) -> tuple[str, ...]:
-    """summary.h5 datasets a mode needs: the image it segments and the image its weights come from."""
-    image = IMAGE_MODES[mode][0]
-    weights = "meanImg" if mode in MEAN_WEIGHT_MODES else "maxImg"
-    return tuple(dict.fromkeys((image, weights)))
-
-
-def mean_weights(mean_img: np.ndarray) -> np.ndarray:
-    """`0.1 + clip((img - p1) / (p99 - p1), 0, 1)` of the mean image (suite2p's weights for the mean modes)."""
-    p1, p99 = np.percentile(mean_img, 1), np.percentile(mean_img, 99)
-    return (0.1 + np.clip((mean_img - p1) / max(p99 - p1, 1e-12), 0, 1)).astype(np.float32)
-
-
-def prepare_image(images: dict[str, np.ndarray], mode: int) -> tuple[np.ndarray, np.ndarray]:
-    """(image to segment, ROI weights image) for `--anatomical_only mode`, as suite2p 0.14 / 1.1 prepare them.
-
-    `images` maps summary.h5 dataset names to 2-D arrays (at least `required_datasets(mode)`).
-    """
-    image = np.asarray(images[IMAGE_MODES[mode][0]], np.float32)
-    if mode in MEAN_WEIGHT_MODES:
-        weights = mean_weights(np.asarray(images["meanImg"], np.float32))
-    else:
-        weights = np.asarray(images["maxImg"], np.float32).copy()
-    return image.copy(), weights
-
-
-def spatial_highpass(image: np.ndarray, diameter: float, spatial_hp_cp: float) -> np.ndarray:
-    """Normalise to [0, 1] (1st-99th percentile, clipped) and subtract a Gaussian blur of sigma diameter * N.
-
-    (suite2p 0.14's `spatial_hp_cp`; suite2p 1.1.0 subtracts the blur twice, which looks like a slip: the parameter
-    is defined with one subtraction, nextflow_schema.json.)
-    """
-    p1, p99 = np.percentile(image, 1), np.percentile(image, 99)
-    img = np.clip((image - p1) / max(p99 - p1, 1e-12), 0, 1).astype(np.float32)
-    return (img - gaussian_filter(img, diameter * spatial_hp_cp)).astype(np.float32)
 
 
 # ------------------------------------------------------------------------------------------------------- the model
@@ -243,6 +195,7 @@ class SegmentationResult:
     image: np.ndarray              # float32 (H, W): what Cellpose segmented
     weights: np.ndarray            # float32 (H, W)
     attrs: dict[str, Any] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)   # wall time per phase (not a result: not in attrs)
 
     @property
     def n_rois(self) -> int:
@@ -259,25 +212,51 @@ def relabel_sequential(masks: np.ndarray) -> np.ndarray:
     return lut[masks].astype(np.int32)
 
 
-def final_locations(dP: np.ndarray, cellprob: np.ndarray, cellprob_threshold: float, niter: float,
-                    device: Any) -> np.ndarray:
-    """Where each pixel ends after following the flows, as Cellpose's mask computation does it
-    (`dynamics.follow_flows` on dP * (cellprob > threshold) / 5 for niter steps, interpolated). Pixels at or below
-    the threshold do not move: they keep their own (y, x)."""
-    from cellpose import dynamics
+# CellposeModel.eval's defaults for what it does after the network (Cellpose 3.1): interpolated dynamics, masks
+# smaller than MIN_SIZE pixels or larger than MAX_SIZE_FRACTION of the image dropped.
+MIN_SIZE = 15
+MAX_SIZE_FRACTION = 0.4
+
+
+def dynamics_niter(net_diam_mean: Any, diameter: float) -> float:
+    """Steps of the flow dynamics CellposeModel.eval takes at `diameter` (resample=True): `1 / rescale * 200`
+    with `rescale = diam_mean / diameter`, in Cellpose's own arithmetic (its diam_mean is a float32 scalar, so the
+    truncation to whole steps matches its own mask computation exactly)."""
+    rescale = net_diam_mean / diameter
+    return 1 / rescale * 200
+
+
+def masks_and_final_locations(dP: np.ndarray, cellprob: np.ndarray, cellprob_threshold: float,
+                              flow_threshold: float, niter: float, device: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(masks, final_locations) from one run of the flow dynamics, as CellposeModel.eval makes its masks
+    (Cellpose 3.1 `dynamics.resize_and_compute_masks` at the image's own size): `follow_flows` on
+    dP * (cellprob > threshold) / 5 for niter steps, interpolated; masks from where the pixels end
+    (`get_masks_torch`), masks whose flows disagree with the network's dropped (`remove_bad_flow_masks`), holes
+    filled and small masks dropped. Cellpose's own `compute_masks` keeps no final locations, so it would have to
+    run the dynamics a second time to report them. Final locations: where each pixel ends, (2, H, W) float32;
+    pixels at or below the threshold do not move and keep their own (y, x). Masks: Cellpose's uint16 labels."""
+    import torch
+    from cellpose import dynamics, utils
     h, w = cellprob.shape
     locations = np.stack(np.meshgrid(np.arange(h), np.arange(w), indexing="ij")).astype(np.float32)
     above = cellprob > cellprob_threshold
     if not above.any():
-        return locations
+        return np.zeros((h, w), np.uint16), locations
     inds = np.nonzero(above)
     p = dynamics.follow_flows(dP * above / 5.0, inds=inds, niter=niter, interp=True, device=device)
-    if hasattr(p, "cpu"):
-        p = p.cpu().numpy()
-    p = np.asarray(p, np.float32).reshape(2, -1)
+    p_final = p.int() if torch.is_tensor(p) else torch.from_numpy(p).to(device, dtype=torch.int)
+    if device.type == "mps":
+        p_final = p_final.to(torch.device("cpu"))
+    masks = dynamics.get_masks_torch(p_final, inds, dP.shape[1:], max_size_fraction=MAX_SIZE_FRACTION)
+    if masks.max() > 0 and flow_threshold > 0:
+        masks = dynamics.remove_bad_flow_masks(masks, dP, threshold=flow_threshold, device=device)
+    if masks.max() < 2**16 and masks.dtype != "uint16":
+        masks = masks.astype("uint16")
+    masks = utils.fill_holes_and_remove_small_masks(masks, min_size=MIN_SIZE)
+    p = np.asarray(p.cpu().numpy() if torch.is_tensor(p) else p, np.float32).reshape(2, -1)
     locations[0][inds] = p[0]
     locations[1][inds] = p[1]
-    return locations
+    return masks, locations
 
 
 def choose_diameter(model: LoadedModel, image: np.ndarray, params: SegmentationParams) -> tuple[float, str]:
@@ -304,32 +283,32 @@ def choose_diameter(model: LoadedModel, image: np.ndarray, params: SegmentationP
 
 
 def segment_image(image: np.ndarray, weights: np.ndarray, model: LoadedModel,
-                  params: SegmentationParams, final_positions: bool = True) -> SegmentationResult:
-    """Run Cellpose on a prepared 2-D image and collect every output (`final_positions=False` skips the second
-    run of the flow dynamics that `final_locations` needs, leaving the pixels' own coordinates there: for scoring)."""
+                  params: SegmentationParams) -> SegmentationResult:
+    """Run Cellpose on a prepared 2-D image and collect every output; the flow dynamics run once, for the masks
+    and the final locations together. `seconds` times the network (with the diameter choice) and the dynamics."""
     import torch
     torch.manual_seed(0)
     np.random.seed(0)
     image = np.asarray(image, np.float32)
     if image.ndim != 2:
         raise ValueError(f"image must be 2-D, got shape {image.shape}")
+    t_size = time.perf_counter()
     diameter, diameter_source = choose_diameter(model, image, params)
+    t0 = time.perf_counter()
     if params.spatial_hp_cp > 0:
         image = spatial_highpass(image, diameter, params.spatial_hp_cp)
-    masks, flows, styles = model.net.eval(
-        image, channels=[0, 0], diameter=diameter, cellprob_threshold=params.cellprob_threshold,
-        flow_threshold=params.flow_threshold)
+    _, flows, styles = model.net.eval(image, channels=[0, 0], diameter=diameter, compute_masks=False)
     dP = np.asarray(flows[1], np.float32)
     cellprob = np.asarray(flows[2], np.float32)
-    # CellposeModel.eval: rescale = diam_mean / diameter, and (resample=True) niter = 200 / rescale.
-    rescale = model.diam_mean / diameter
-    niter = 200.0 / rescale
-    locations = final_locations(dP, cellprob, np.inf if not final_positions else params.cellprob_threshold, niter,
-                                model.device)
+    t1 = time.perf_counter()
+    niter = dynamics_niter(model.net.diam_mean, diameter)
+    masks, locations = masks_and_final_locations(dP, cellprob, params.cellprob_threshold, params.flow_threshold,
+                                                 niter, model.device)
     masks = relabel_sequential(masks)
+    seconds = {"diameter": t0 - t_size, "network": t1 - t0, "dynamics": time.perf_counter() - t1}
     attrs = {
         "anatomical_only": params.anatomical_only,
-        "image_name": IMAGE_MODES[params.anatomical_only][1],
+        "image_name": IMAGE_MODES[params.anatomical_only].description,
         "diameter": params.diameter,
         "diameter_used": diameter,
         "diameter_source": diameter_source,
@@ -348,7 +327,7 @@ def segment_image(image: np.ndarray, weights: np.ndarray, model: LoadedModel,
     return SegmentationResult(masks=masks, flows_in_hsv=np.asarray(flows[0], np.uint8), flows=dP,
                               cellprob=cellprob, final_locations=locations,
                               styles=np.asarray(styles, np.float32).ravel(), image=image,
-                              weights=np.asarray(weights, np.float32), attrs=attrs)
+                              weights=np.asarray(weights, np.float32), attrs=attrs, seconds=seconds)
 
 
 def segment_summary(images: dict[str, np.ndarray], model: LoadedModel,

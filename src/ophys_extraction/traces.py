@@ -25,19 +25,11 @@ import numba
 import numpy as np
 
 from ophys_extraction.movie import iter_chunks, prefetch
+from ophys_extraction.numba_cache import njit
 
 # dtypes the kernel reads directly; others (float16, big-endian...) are read as float32 by iter_chunks.
-_KERNEL_DTYPES = {np.dtype(t) for t in (np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32,
+KERNEL_DTYPES = {np.dtype(t) for t in (np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32,
                                          np.int64, np.uint64, np.float32, np.float64)}
-
-
-def _njit(**kwargs):
-    def wrap(func):
-        try:
-            return numba.njit(cache=True, **kwargs)(func)
-        except RuntimeError:  # no writable cache location
-            return numba.njit(**kwargs)(func)
-    return wrap
 
 
 @dataclass(frozen=True)
@@ -81,7 +73,7 @@ class TraceMasks:
 GROUP = 8  # frames reduced together: 8 independent sums per mask pixel hide the gather latency
 
 
-@_njit(nogil=True)
+@njit(nogil=True)
 def _reduce_group(frames, t, scratch, order, cell_indptr, cell_indices, cell_weights, neu_indptr, neu_indices, F,
                   Fneu, c, zero):
     """F[:, c:c + GROUP] and Fneu[:, c:c + GROUP] from frames[t:t + GROUP].
@@ -124,7 +116,7 @@ def _reduce_group(frames, t, scratch, order, cell_indptr, cell_indices, cell_wei
         Fneu[k, c + 6] = a6 / n; Fneu[k, c + 7] = a7 / n  # noqa: E702
 
 
-@_njit(nogil=True)
+@njit(nogil=True)
 def _reduce_frame(fr, order, cell_indptr, cell_indices, cell_weights, neu_indptr, neu_indices, F, Fneu, c, zero):
     """F[:, c] and Fneu[:, c] from one frame: the same sums as _reduce_group."""
     for k in order:
@@ -142,7 +134,7 @@ def _reduce_frame(fr, order, cell_indptr, cell_indices, cell_weights, neu_indptr
         Fneu[k, c] = a0 / n
 
 
-@_njit(nogil=True, parallel=True)
+@njit(nogil=True, parallel=True)
 def _reduce_block(frames, scratch, order, cell_indptr, cell_indices, cell_weights, neu_indptr, neu_indices, F,
                   Fneu, t0, zero):
     """F[:, t0 + t] and Fneu[:, t0 + t] for every frame t of `frames` (n, n_pixels); releases the GIL.
@@ -166,7 +158,7 @@ def _reduce_block(frames, scratch, order, cell_indptr, cell_indices, cell_weight
 def read_dtype(dtype: np.dtype) -> np.dtype:
     """The dtype chunks are handed to the kernel in: the movie's own when numba reads it, else float32."""
     dtype = np.dtype(dtype)
-    return dtype if dtype in _KERNEL_DTYPES and dtype.isnative else np.dtype(np.float32)
+    return dtype if dtype in KERNEL_DTYPES and dtype.isnative else np.dtype(np.float32)
 
 
 def _accumulator_zero(dtype: np.dtype):

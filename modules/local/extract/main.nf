@@ -1,7 +1,7 @@
 // ROI statistics, cell and neuropil masks, traces in one streaming pass, neuropil correction, classifier.
 process EXTRACT {
     tag "${meta.id}"
-    label 'process_stream'
+    label 'process_single'
 
     input:
     // In a subfolder: Nextflow's staging commands take a file name that starts with '-' for an option.

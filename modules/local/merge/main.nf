@@ -2,7 +2,7 @@
 // detected_ROIs.png; the file is validated before the rename.
 process MERGE {
     tag "${meta.id}"
-    label 'process_light'
+    label 'process_single'
     publishDir "${params.outdir}/${meta.id}", mode: params.publish_dir_mode, pattern: 'extraction/*'
 
     input:

@@ -2,7 +2,7 @@
 // extraction.h5, so turning --nwb on later (-resume) or changing its options reruns this step alone.
 process NWB {
     tag "${meta.id}"
-    label 'process_light'
+    label 'process_single'
     publishDir "${params.outdir}/${meta.id}", mode: params.publish_dir_mode, pattern: 'extraction/*'
 
     input:

@@ -1,6 +1,7 @@
 // Cellpose 3 on the summary image chosen by --anatomical_only; never reads the movie, so it fits a GPU node.
 process SEGMENT {
     tag "${meta.id}"
+    label 'process_low'
     label 'process_gpu'
 
     input:

@@ -1,7 +1,7 @@
 // One table for the session: every plane found, with frames, ROIs, cells and runtime, or why it failed
 // (summary.json, summary.csv), and summary.html, the overview with every plane's figure.
 process SESSION_SUMMARY {
-    label 'process_light'
+    label 'process_single'
     publishDir "${params.outdir}", mode: params.publish_dir_mode
 
     input:

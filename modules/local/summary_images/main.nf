@@ -1,7 +1,7 @@
 // One streaming pass over a plane's movie: mean image, max projection, max/mean ratio, enhanced mean.
 process SUMMARY_IMAGES {
     tag "${meta.id}"
-    label 'process_stream'
+    label 'process_single'
 
     input:
     // In a subfolder: Nextflow's staging commands take a file name that starts with '-' for an option.

@@ -10,15 +10,17 @@ import sys
 
 # subcommand -> (module with main(argv) -> int, one-line help). Imported only when dispatched: `--help` stays fast.
 COMMANDS = {
-    "synthetic": ("ophys_extraction.synthetic", "write a synthetic session with ground truth (demo and tests)"),
+    "synthetic": ("ophys_extraction.cli.synthetic", "write a synthetic session with ground truth (demo and tests)"),
     "summary-images": ("ophys_extraction.cli.summary_images", "movie -> summary.h5 (mean, max, ratio, enhanced)"),
     "segment": ("ophys_extraction.cli.segment", "summary.h5 -> segmentation.h5 (Cellpose 3)"),
     "extract": ("ophys_extraction.cli.extract", "movie + segmentation.h5 -> traces.h5 (suite2p)"),
     "merge": ("ophys_extraction.cli.merge", "summary/segmentation/traces.h5 -> extraction.h5 + detected_ROIs.png"),
     "nwb": ("ophys_extraction.cli.nwb", "extraction.h5 -> <plane>.nwb (pynwb; never reads the movie)"),
+    "compare": ("ophys_extraction.cli.compare", "are two runs' extraction.h5 datasets identical? (files or outdirs)"),
     "validate": ("ophys_extraction.cli.validate", "check extraction.h5 files against the schema"),
     "session-summary": ("ophys_extraction.cli.session_summary", "the run's summary.json/csv from plane summaries"),
     "versions": ("ophys_extraction.cli.versions", "versions.yml of a Nextflow process"),
+    "warm-up": ("ophys_extraction.cli.warm_up", "compile and cache the numba kernels once (install, image build)"),
     "train-model": ("ophys_extraction.cli.train_model", "train the project's Cellpose 3 model (slow)"),
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -13,12 +14,19 @@ import numpy as np
 from ophys_extraction import segmentation
 from ophys_extraction.errors import InputError
 from ophys_extraction.h5io import atomic_h5, write_array
-from ophys_extraction.segmentation import (DEFAULT_MODE, IMAGE_MODES, SegmentationParams, SegmentationResult,
-                                           required_datasets)
+from ophys_extraction.segmentation import SegmentationParams, SegmentationResult
+from ophys_extraction.segmentation_input import IMAGE_MODES, describe_modes, required_datasets
+
+
+CELLPROB_HELP = ("Cellpose cell-probability threshold (lower finds more, dimmer cells). Models trained by "
+                 "bin/train_model.py, the bundled one included, have a calibration offset folded into their "
+                 "cell-probability output (cellprob_offset in the model's training log, chosen on training data): "
+                 "threshold 0 with such a model means threshold -offset for the network before calibration")
+DEFAULTS = SegmentationParams()
 
 
 def build_parser() -> argparse.ArgumentParser:
-    modes = "; ".join(f"{k} {v[1]}" for k, v in IMAGE_MODES.items())
+    modes = describe_modes()
     parser = argparse.ArgumentParser(
         prog="segment.py", description=__doc__,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -28,14 +36,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="Cellpose 3 model: a built-in name (cyto3, cyto2, nuclei, ...; its weights must be in "
                              "Cellpose's model folder, CELLPOSE_LOCAL_MODELS_PATH: nothing is downloaded) or the "
                              "path of a model file, e.g. assets/models/ophys_cp3")
-    parser.add_argument("--anatomical_only", type=int, default=DEFAULT_MODE, choices=sorted(IMAGE_MODES),
+    parser.add_argument("--anatomical_only", type=int, default=DEFAULTS.anatomical_only, choices=sorted(IMAGE_MODES),
                         help=f"image to segment: {modes}")
-    parser.add_argument("--diameter", type=float, default=0.0,
+    parser.add_argument("--diameter", type=float, default=DEFAULTS.diameter,
                         help="cell diameter in pixels; 0 = estimated from this plane's image (the model's size "
                              "model, <model>_size.npy, where it has one; else a scan over candidate diameters)")
-    parser.add_argument("--cellprob_threshold", type=float, default=0.0)
-    parser.add_argument("--flow_threshold", type=float, default=1.5)
-    parser.add_argument("--spatial_hp_cp", type=float, default=0.0,
+    parser.add_argument("--cellprob_threshold", type=float, default=DEFAULTS.cellprob_threshold, help=CELLPROB_HELP)
+    parser.add_argument("--flow_threshold", type=float, default=DEFAULTS.flow_threshold,
+                        help="Cellpose flow-error threshold (higher keeps more masks)")
+    parser.add_argument("--spatial_hp_cp", type=float, default=DEFAULTS.spatial_hp_cp,
                         help="if > 0: normalise the image to [0, 1] and subtract a Gaussian blur of sigma "
                              "diameter * N")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
@@ -103,15 +112,24 @@ def main(argv: list[str] | None = None) -> int:
     params.validate()
     images = read_summary(args.summary, required_datasets(params.anatomical_only))
 
-    # Cellpose and torch are imported (inside these calls) only now: `--help` and input errors stay fast.
+    # torch and Cellpose are imported only now: `--help` and input errors stay fast.
     device = segmentation.resolve_device(args.device)
+    import cellpose.models  # noqa: F401 - here, so that its import is timed apart from the model load
+    t1 = time.perf_counter()
+    seconds = {"reading, imports": t1 - t0}
     spec = segmentation.resolve_model(args.pretrained_model)
     model = segmentation.load_model(spec, device)
+    seconds["model load"] = time.perf_counter() - t1
     result = segmentation.segment_summary(images, model, params)
+    seconds.update(result.seconds)
     runtime = time.perf_counter() - t0
+    t1 = time.perf_counter()
     write_segmentation(args.output, result, {"summary": str(args.summary), **segmentation.versions(),
-                                             "runtime_seconds": runtime})
-    print(f"segment: {result.n_rois} ROIs in {args.summary} ({IMAGE_MODES[params.anatomical_only][1]}, "
+                                             "runtime_seconds": runtime,
+                                             "phase_seconds": json.dumps(seconds)})
+    seconds["writing"] = time.perf_counter() - t1
+    print(f"segment: {result.n_rois} ROIs in {args.summary} ({IMAGE_MODES[params.anatomical_only].description}, "
           f"diameter {result.attrs['diameter_used']:.1f} px: {result.attrs['diameter_source']}, "
-          f"device {device}) in {runtime:.1f} s -> {args.output}", file=sys.stdout)
+          f"device {device}) in {time.perf_counter() - t0:.1f} s "
+          f"({', '.join(f'{k} {v:.1f} s' for k, v in seconds.items())}) -> {args.output}", file=sys.stdout)
     return 0

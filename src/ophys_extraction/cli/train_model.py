@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 from ophys_extraction.errors import InputError
-from ophys_extraction.segmentation import IMAGE_MODES
-from ophys_extraction.training import TrainConfig
+from ophys_extraction.segmentation_input import IMAGE_MODES
+from ophys_extraction.training.config import TrainConfig
 
 DEFAULTS = TrainConfig(output=Path("assets/models/ophys_cp3"))
 
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.init_model is not None and not args.init_model.is_file():
         raise InputError(args.init_model, "--init_model: model file not found (give a path; nothing is downloaded)")
     argv_list = sys.argv[1:] if argv is None else argv
-    from ophys_extraction.training import add_size_model, train
+    from ophys_extraction.training.train import add_size_model, train
     cfg = TrainConfig(
         output=args.output, modes=tuple(args.modes), n_synthetic=args.n_synthetic,
         synthetic_size=args.synthetic_size, real_dirs=tuple(args.real_dir), images=tuple(args.images),

@@ -1,0 +1,215 @@
+"""EXTRACT step's logic (its outputs: docs/output.md): suite2p ROI statistics and masks from the segmentation, F and
+Fneu in one streaming pass over the movie, neuropil correction, skew/std, the dF/F baseline flag and suite2p's
+built-in classifier, written to traces.h5 (see docs/architecture.md). `cli/extract.py` parses the options and reads
+the segmentation."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ophys_extraction.errors import InputError
+from ophys_extraction.h5io import atomic_h5, write_array
+from ophys_extraction.movie import chunk_frames, open_movie
+from ophys_extraction.provenance import package_versions
+
+# suite2p settings exposed as options; None = suite2p's default (read from suite2p.parameters at run time).
+SUITE2P_OPTIONS = ("max_overlap", "soma_crop", "npix_norm_min", "npix_norm_max", "allow_overlap",
+                   "inner_neuropil_radius", "min_neuropil_pixels", "circular_neuropil", "lam_percentile",
+                   "neuropil_coefficient")
+
+
+@dataclass(frozen=True)
+class ExtractionOptions:
+    """EXTRACT's options and their defaults (the only place they are written; nextflow_schema.json mirrors them,
+    tests/test_parameters.py checks that)."""
+    use_suite2p_neuropil: bool = False  # suite2p's fixed coefficient instead of the mutual-information r
+    diameter: float = 0.0               # for suite2p's ROI statistics; 0 = the diameter the segmentation used
+    chunk_frames: int = 0               # frames per read; 0 = about 16 MiB in whole HDF5 chunks
+    threads: int = 0                    # numba threads; 0 = all cores
+    max_overlap: float | None = None
+    soma_crop: bool | None = None
+    npix_norm_min: float | None = None
+    npix_norm_max: float | None = None
+    allow_overlap: bool | None = None
+    inner_neuropil_radius: int | None = None
+    min_neuropil_pixels: int | None = None
+    circular_neuropil: bool | None = None
+    lam_percentile: float | None = None
+    neuropil_coefficient: float | None = None
+
+    def validate(self) -> None:
+        """Values that cannot work: one InputError naming the option."""
+        def bad(name: str, problem: str) -> None:
+            raise InputError(f"--{name}", problem)
+
+        if not math.isfinite(self.diameter) or self.diameter < 0:
+            bad("diameter", f"must be >= 0, got {self.diameter}")
+        if self.chunk_frames < 0:
+            bad("chunk_frames", f"must be >= 0, got {self.chunk_frames}")
+        if self.threads < 0:
+            bad("threads", f"must be >= 0, got {self.threads}")
+        for name in ("max_overlap", "npix_norm_min", "npix_norm_max", "lam_percentile", "neuropil_coefficient"):
+            value = getattr(self, name)
+            if value is not None and math.isnan(value):
+                bad(name, "must be a number")
+        if self.max_overlap is not None and self.max_overlap < 0:
+            bad("max_overlap", f"must be >= 0, got {self.max_overlap}")
+        if self.lam_percentile is not None and not 0 <= self.lam_percentile <= 100:
+            bad("lam_percentile", f"must be in [0, 100], got {self.lam_percentile}")
+        for name in ("inner_neuropil_radius", "min_neuropil_pixels"):
+            if getattr(self, name) is not None and getattr(self, name) < 0:
+                bad(name, f"must be >= 0, got {getattr(self, name)}")
+        if self.neuropil_coefficient is not None and not 0 <= self.neuropil_coefficient <= 2:
+            bad("neuropil_coefficient", f"must be in [0, 2], got {self.neuropil_coefficient}")
+
+    def suite2p_settings(self) -> dict[str, Any]:
+        """Every suite2p option: the given value, else suite2p's default."""
+        from ophys_extraction import rois
+        defaults = rois.suite2p_defaults()
+        return {name: (getattr(self, name) if getattr(self, name) is not None else defaults[name])
+                for name in SUITE2P_OPTIONS}
+
+
+def option_names() -> tuple[str, ...]:
+    return tuple(f.name for f in fields(ExtractionOptions))
+
+
+def resolve_diameter(given: float, seg_attrs: dict, masks: np.ndarray) -> tuple[float, str]:
+    from ophys_extraction import rois
+    if given > 0:
+        return float(given), "--diameter"
+    used = seg_attrs.get("diameter_used")
+    try:
+        used = float(used)
+    except (TypeError, ValueError):
+        used = 0.0
+    if math.isfinite(used) and used > 0:
+        return used, "segmentation diameter_used"
+    median = rois.median_mask_diameter(masks)
+    if median > 0:
+        return median, "median mask diameter (suite2p anatomical)"
+    return 12.0, "suite2p default (no ROIs)"
+
+
+def write_traces(path: Path, F: np.ndarray, Fneu: np.ndarray, r: np.ndarray, stats: list,
+                 result: dict, attrs: dict) -> None:
+    """traces.h5. The corrected traces are computed block by block straight into the file (with their skew, std and
+    baseline flag), so they are never all in memory; `stats` (suite2p's ROI statistics) and the skew feed the
+    classifier."""
+    from ophys_extraction import classify, neuropil
+    with atomic_h5(path) as out:
+        traces = out.create_group("traces")
+        # Not compressed: traces.h5 is read once by MERGE, which compresses them into extraction.h5; gzip here
+        # would cost EXTRACT seconds per 10,000 frames for nothing.
+        corrected = traces.create_dataset("corrected", F.shape, np.float32)
+        skew, std = np.zeros(F.shape[0], np.float32), np.zeros(F.shape[0], np.float32)
+        low_baseline = np.zeros(F.shape[0], bool)
+        for rows, block in neuropil.iter_corrected(F, Fneu, r):
+            corrected[rows] = block
+            skew[rows], std[rows] = classify.trace_stats(block)
+            low_baseline[rows] = classify.baseline_at_or_below_zero(block)
+        iscell = classify.classify(stats, skew)
+        for name, values in (("roi", F), ("neuropil", Fneu), ("skew", skew), ("std", std)):
+            write_array(traces, name, np.asarray(values, np.float32), compress=False)
+        write_array(traces, "baseline_at_or_below_zero", low_baseline)
+        group = out.create_group("rois")
+        for name, value in result["rois"].items():
+            write_array(group, name, value)
+        write_array(out, "iscell", np.asarray(iscell, np.float32))
+        write_array(out, "neuropil_coords", result["neuropil_coords"])
+        write_array(out, "neuropil_rcoef", np.asarray(r, np.float64))
+        if result["raw_r"] is not None:
+            write_array(out, "raw_neuropil_rcoef_mutualinfo", np.asarray(result["raw_r"], np.float64))
+        write_array(out, "labels", np.asarray(result["labels"], np.int32))
+        for key, value in attrs.items():
+            out.attrs[key] = value
+
+
+def extract_plane(movie: Path, segmentation: Path, output: Path, masks: np.ndarray, weights: np.ndarray,
+                  seg_attrs: dict, options: ExtractionOptions) -> str:
+    """Extract one plane's traces into `output` (traces.h5) from its movie and its segmentation (already read:
+    `masks`, `weights`, `seg_attrs`); returns the step's one-line report."""
+    import numba
+    previous = numba.get_num_threads()
+    try:
+        return _extract(movie, segmentation, output, masks, weights, seg_attrs, options)
+    finally:
+        numba.set_num_threads(previous)
+
+
+def _extract(movie: Path, segmentation: Path, output: Path, masks: np.ndarray, weights: np.ndarray,
+             seg_attrs: dict, options: ExtractionOptions) -> str:
+    t0 = time.perf_counter()
+    with open_movie(movie) as (dset, info):
+        if (info.height, info.width) != masks.shape:
+            raise InputError(info.path, f"frame size {info.height}x{info.width} does not match the segmentation "
+                                        f"masks {masks.shape[0]}x{masks.shape[1]} of {segmentation}")
+        n_chunk = options.chunk_frames or chunk_frames(info, dset)
+
+        # suite2p (slow to import) only from here on: --help and input errors stay fast.
+        import numba
+
+        from ophys_extraction import neuropil, rois, traces
+        threads = min(options.threads, numba.config.NUMBA_NUM_THREADS) if options.threads else numba.get_num_threads()
+        numba.set_num_threads(threads)
+        settings = options.suite2p_settings()
+        diameter, diameter_source = resolve_diameter(options.diameter, seg_attrs, masks)
+        Ly, Lx = masks.shape
+        stats = rois.roi_stats(masks, weights, diameter, max_overlap=settings["max_overlap"],
+                               soma_crop=settings["soma_crop"], npix_norm_min=settings["npix_norm_min"],
+                               npix_norm_max=settings["npix_norm_max"])
+        cell_masks, neuropil_masks = rois.build_masks(
+            stats, Ly, Lx, allow_overlap=settings["allow_overlap"],
+            inner_neuropil_radius=settings["inner_neuropil_radius"],
+            min_neuropil_pixels=settings["min_neuropil_pixels"], circular_neuropil=settings["circular_neuropil"],
+            lam_percentile=settings["lam_percentile"])
+        trace_masks = traces.TraceMasks.from_suite2p(cell_masks, neuropil_masks, Ly * Lx)
+        traces.warm_up(dset.dtype)  # numba loads the kernel once per process: start-up, not per-frame work
+        # "setup": suite2p's import, ROI masks, kernel loading: everything before the first frame is read.
+        phases = {"setup": time.perf_counter() - t0}
+        t1 = time.perf_counter()
+        F, Fneu = traces.extract_traces(dset, trace_masks, n_chunk, path=str(info.path), threaded=threads > 1)
+        phases["trace pass"] = time.perf_counter() - t1
+
+    t1 = time.perf_counter()
+    r, raw_r = neuropil.coefficients(F, Fneu, use_suite2p=options.use_suite2p_neuropil,
+                                     neucoeff=settings["neuropil_coefficient"])
+    phases["neuropil"] = time.perf_counter() - t1
+    n_labels = int(np.unique(masks[masks > 0]).size)
+    result = {
+        "rois": rois.flatten_stats(stats, Ly, Lx),
+        "neuropil_coords": rois.neuropil_coords(neuropil_masks, Ly, Lx),
+        "raw_r": raw_r, "labels": rois.roi_labels(stats),
+    }
+    parameters = {
+        "use_suite2p_neuropil": bool(options.use_suite2p_neuropil),
+        "neuropil_method": "suite2p" if options.use_suite2p_neuropil else "mutualinfo",
+        "diameter": float(options.diameter), "diameter_used": diameter, "diameter_source": diameter_source,
+        "chunk_frames": int(n_chunk), "threads": int(threads),
+        **{k: (v.item() if isinstance(v, np.generic) else v) for k, v in settings.items()},
+    }
+    vers = package_versions()
+    attrs = {
+        # Resolved movie path and file name only: under Nextflow both live in a per-run work dir.
+        "movie": str(movie.resolve()), "segmentation": segmentation.name,
+        "n_frames": info.n_frames, "height": Ly, "width": Lx,
+        "n_rois": len(stats), "n_labels": n_labels, "n_dropped": n_labels - len(stats),
+        "parameters": json.dumps(parameters, sort_keys=True),
+        "versions": json.dumps(vers, sort_keys=True),
+        "suite2p_version": vers["suite2p"],
+        "runtime_seconds": time.perf_counter() - t0,
+    }
+    t1 = time.perf_counter()
+    write_traces(output, F, Fneu, r, stats, result, attrs)
+    phases["correct, classify, write"] = time.perf_counter() - t1
+    return (f"extract: {len(stats)} ROIs ({n_labels - len(stats)} of {n_labels} Cellpose labels dropped by suite2p), "
+          f"{info.n_frames} frames of {movie}, neuropil {parameters['neuropil_method']}, in "
+          f"{time.perf_counter() - t0:.1f} s ({', '.join(f'{k} {v:.1f} s' for k, v in phases.items())}) "
+          f"-> {output}")
