@@ -13,7 +13,7 @@ DEMO_DATA ?= demo_data
 OUTDIR ?= results
 PYTEST_ARGS ?=
 
-.PHONY: install demo demo-data test slurm-test containers container-test bench clean
+.PHONY: install demo demo-data docs-examples test slurm-test containers container-test bench clean
 
 install: $(VENV)/.installed
 
@@ -40,7 +40,11 @@ $(DEMO_DATA)/.complete: $(VENV)/.installed $(wildcard src/ophys_extraction/synth
 	touch $@
 
 demo: install demo-data
-	$(NEXTFLOW) run main.nf -profile test --input_dir $(DEMO_DATA) --outdir $(OUTDIR)
+	$(NEXTFLOW) run main.nf -profile test --input_dir $(DEMO_DATA) --outdir $(OUTDIR) --nwb
+
+# The example overview and QC figures under docs/examples/, from the demo's results.
+docs-examples: demo
+	$(PY) tools/docs_examples.py --results $(OUTDIR) --out docs/examples
 
 test: install demo-data
 	$(PY) -m pytest $(PYTEST_ARGS)

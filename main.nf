@@ -1,7 +1,7 @@
 #!/usr/bin/env nextflow
 /*
  * ophys-extraction: registered two-photon movies -> cells (Cellpose 3) and traces (suite2p), one task per plane.
- * Contract: SPEC.md. Parameters: nextflow_schema.json (nextflow run main.nf --help).
+ * Output: docs/output.md. Parameters: nextflow_schema.json (nextflow run main.nf --help).
  */
 nextflow.enable.dsl = 2
 
@@ -9,6 +9,7 @@ include { SUMMARY_IMAGES  } from './modules/local/summary_images'
 include { SEGMENT         } from './modules/local/segment'
 include { EXTRACT         } from './modules/local/extract'
 include { MERGE           } from './modules/local/merge'
+include { NWB             } from './modules/local/nwb'
 include { SESSION_SUMMARY } from './modules/local/session_summary'
 
 def schemaFile = file("${projectDir}/nextflow_schema.json")
@@ -31,10 +32,31 @@ if (!paramProblems) {
     if (params.allow_failed_planes && !params.skip_bad_planes) {
         paramProblems << "--allow_failed_planes only applies with --skip_bad_planes (without it the first bad plane stops the run)"
     }
+    def nwbOptionsProblem = nwbProblem()
+    if (nwbOptionsProblem) paramProblems << nwbOptionsProblem
 }
 if (paramProblems) {
     paramProblems.each { log.error "${it}" }
     exit 1
+}
+
+/** What is wrong with the NWB options that can be seen here (the metadata's keys and values: nwb.py), or null. */
+def nwbProblem() {
+    if (params.nwb && params.publish_dir_mode == 'move') {
+        return "--publish_dir_mode move cannot be used with --nwb: the NWB step reads extraction.h5 after MERGE publishes it (use copy or link)"
+    }
+    if (!params.nwb_metadata) return null
+    if (!params.nwb) return "--nwb_metadata only applies with --nwb"
+    def metadata = file(params.nwb_metadata.toString())
+    if (!metadata.isFile()) return "--nwb_metadata ${params.nwb_metadata}: file does not exist"
+    try {
+        if (!(new groovy.json.JsonSlurper().parse(metadata.toFile()) instanceof Map)) {
+            return "--nwb_metadata ${params.nwb_metadata}: must hold a JSON object"
+        }
+    } catch (Exception err) {
+        return "--nwb_metadata ${params.nwb_metadata}: not valid JSON (${err.message.readLines()[0]})"
+    }
+    return null
 }
 
 /** [every plane id found, [meta, movie] of the planes to process, plane id -> why it failed before any task]. */
@@ -98,9 +120,17 @@ workflow {
             .join(EXTRACT.out.traces)
     )
 
+    ch_nwb_bad_input = Channel.empty()
+    ch_nwb_versions = Channel.empty()
+    if (params.nwb) {
+        NWB(MERGE.out.extraction, params.nwb_metadata ? file(params.nwb_metadata.toString()) : [])
+        ch_nwb_bad_input = NWB.out.bad_input
+        ch_nwb_versions = NWB.out.versions
+    }
+
     // With --skip_bad_planes a step that rejects its plane's input records the reason instead of failing.
     ch_run = SUMMARY_IMAGES.out.bad_input
-        .mix(SEGMENT.out.bad_input, EXTRACT.out.bad_input, MERGE.out.bad_input)
+        .mix(SEGMENT.out.bad_input, EXTRACT.out.bad_input, MERGE.out.bad_input, ch_nwb_bad_input)
         .map { meta, badInput -> [meta.id, RunReport.reason(badInput)] }
         .toList()
         .map { rejected -> RunReport.runJson(planeIds, failedAtStart + rejected.collectEntries(), stale) }
@@ -114,7 +144,7 @@ workflow {
     }
 
     SUMMARY_IMAGES.out.versions
-        .mix(SEGMENT.out.versions, EXTRACT.out.versions, MERGE.out.versions)
+        .mix(SEGMENT.out.versions, EXTRACT.out.versions, MERGE.out.versions, ch_nwb_versions)
         .map { it.text }
         .unique()
         .collectFile(name: 'software_versions.yml', storeDir: "${params.outdir}/pipeline_info", sort: true, newLine: false)

@@ -6,7 +6,7 @@ import java.nio.file.Path
 import java.text.Normalizer
 
 /**
- * The planes to process (SPEC.md section 2): from an input folder (--input_dir) or a samplesheet (--input), their
+ * The planes to process (README, "Running it on your data"): from an input folder (--input_dir) or a samplesheet (--input), their
  * ids checked by one rule, and each plane's frame rate. The project's only plane finder. It works on Nextflow paths
  * (java.nio), so a folder or samplesheet on S3 (nf-amazon plugin) or HTTP is read like a local one.
  *
@@ -97,7 +97,7 @@ class PlaneFinder {
      * does about it). Each id names the plane's output folder, so it must be able to: not empty, '.' or '..', no
      * '/' or control characters, none of the pipeline's own outputs, and not the same folder as another plane's,
      * also where file names ignore case or Unicode normalisation (macOS, Windows shares). Refused rather than
-     * renamed: downstream tools find a plane's results at <outdir>/<plane id> (SPEC.md section 4).
+     * renamed: downstream tools find a plane's results at <outdir>/<plane id> (docs/output.md).
      */
     static List<String> idProblems(List<Map> planes, String fix) {
         List<String> found = []

@@ -277,7 +277,7 @@ def test_pipeline_reports_every_bad_movie_and_writes_nothing_for_it(tmp_path: Pa
         assert rows[kind]["status"] == "failed" and rows[kind]["error"] == errors[kind][0][len("ERROR: "):]
         assert f"plane {kind} failed: {rows[kind]['error']}" in run.output
     assert summary["totals"] == {"planes": len(BAD_MOVIES), "ok": 0, "failed": len(BAD_MOVIES), "rois": 0,
-                                 "cells": 0}
+                                 "cells": 0, "rois_baseline_at_or_below_zero": 0}
     with (run.outdir / "summary.csv").open(newline="") as handle:
         csv_rows = {row["plane"]: row for row in csv.DictReader(handle)}
     assert {kind: row["error"] for kind, row in csv_rows.items()} == {k: r["error"] for k, r in rows.items()}

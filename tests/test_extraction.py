@@ -14,8 +14,8 @@ import h5py
 import numpy as np
 import pytest
 
+from ophys_extraction import classify, rois, traces
 from ophys_extraction import neuropil as npl
-from ophys_extraction import rois, traces
 from ophys_extraction.cli.extract import main as extract_main
 from ophys_extraction.errors import run_cli
 
@@ -319,6 +319,15 @@ def test_suite2p_neuropil_coefficient_from_settings(s2p):
     assert npl.suite2p_neuropil_coefficient() == default_settings()["extraction"]["neuropil_coefficient"] == 0.7
 
 
+def test_baseline_flag_is_the_median_at_or_below_zero():
+    """Rows at rest below, at and above zero with large transients: only the resting level (the median) counts."""
+    rest = np.array([[-1.0], [0.0], [0.5]]) * np.ones((3, 99))
+    transients = np.full((3, 40), 500.0)
+    corrected = np.concatenate([rest, transients], axis=1).astype(np.float32)   # means all far above zero
+    assert classify.baseline_at_or_below_zero(corrected).tolist() == [True, True, False]
+    assert classify.baseline_at_or_below_zero(np.zeros((0, 10), np.float32)).shape == (0,)
+
+
 # ------------------------------------------------------------------------------------------------ CLI
 
 def test_cli_output_datasets_and_values(tmp_path, s2p):
@@ -327,7 +336,7 @@ def test_cli_output_datasets_and_values(tmp_path, s2p):
     out = run_extract(movie, seg, tmp_path / "traces.h5", "--chunk_frames", "40")
     d = read_all(out)
     n, T = len(LABELS), 160
-    expected = ({f"traces/{k}" for k in ("corrected", "roi", "neuropil", "skew", "std")}
+    expected = ({f"traces/{k}" for k in ("corrected", "roi", "neuropil", "skew", "std", "baseline_at_or_below_zero")}
                 | {f"rois/{k}" for k in ("data", "coords", "shape", *rois.STAT_KEYS)}
                 | {"iscell", "neuropil_coords", "neuropil_rcoef", "raw_neuropil_rcoef_mutualinfo", "labels"})
     assert set(d) - {"attrs"} == expected
@@ -349,6 +358,8 @@ def test_cli_output_datasets_and_values(tmp_path, s2p):
     from scipy.stats import skew
     np.testing.assert_allclose(d["traces/skew"], skew(d["traces/corrected"], axis=1), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(d["traces/std"], d["traces/corrected"].std(axis=1), rtol=1e-5)
+    low = d["traces/baseline_at_or_below_zero"]
+    assert low.dtype == np.bool_ and low.tolist() == (np.median(d["traces/corrected"], axis=1) <= 0).tolist()
     iscell = d["iscell"]
     assert iscell.dtype == np.float32 and iscell.shape == (n, 2)
     assert np.isin(iscell[:, 0], (0, 1)).all() and ((iscell[:, 1] >= 0) & (iscell[:, 1] <= 1)).all()

@@ -25,6 +25,7 @@ pytestmark = [pytest.mark.nextflow, pytest.mark.skipif(not NEXTFLOW.exists(), re
 
 MODEL = REPO / "assets" / "models" / "ophys_cp3"
 TEST_PROFILE = ("-profile", "test")
+DEMO_PLANES = ("plane_0", "plane_1")          # the plane folders of make demo-data
 
 
 def test_stub_run_needs_no_python(tmp_path: Path) -> None:
@@ -37,23 +38,27 @@ def test_stub_run_needs_no_python(tmp_path: Path) -> None:
     launch = tmp_path / "launch"
     launch.mkdir()
     env = nextflow_env(launch) | {"PATH": env_path}
-    proc = subprocess.run(command(launch, "-stub-run", "-profile", "standard", "--input_dir", str(tmp_path / "in")),
+    proc = subprocess.run(command(launch, "-stub-run", "-profile", "standard", "--input_dir", str(tmp_path / "in"),
+                                  "--nwb"),
                           cwd=launch, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stdout
     for plane in ("p1", "p2"):
-        assert (launch / "results" / plane / "extraction" / "extraction.h5").exists()
-    assert (launch / "results" / "summary.json").exists()
+        for name in ("extraction.h5", f"{plane}_extraction.h5", f"{plane}.nwb"):
+            assert (launch / "results" / plane / "extraction" / name).exists()
+    assert (launch / "results" / "summary.json").exists() and (launch / "results" / "summary.html").exists()
 
 
 def test_demo_end_to_end(demo_run, demo_input: Path) -> None:
     assert demo_run.returncode == 0, demo_run.output
     planes = sorted(path.name for path in demo_input.iterdir() if path.is_dir())
-    assert planes == ["plane_0", "plane_1"]
+    assert planes == list(DEMO_PLANES)
     for plane in planes:
         folder = demo_run.outdir / plane / "extraction"
         assert validate(folder / "extraction.h5") == [], plane
+        assert validate(folder / f"{plane}_extraction.h5") == [], plane
         assert (folder / "detected_ROIs.png").stat().st_size > 10_000
+        assert not (folder / f"{plane}.nwb").exists()      # only with --nwb
         with h5py.File(folder / "extraction.h5") as handle:
             n_rois, n_frames = handle["traces/corrected"].shape
             assert n_rois > 10  # the demo planes have dozens of cells
@@ -61,6 +66,11 @@ def test_demo_end_to_end(demo_run, demo_input: Path) -> None:
     summary = json.loads((demo_run.outdir / "summary.json").read_text())
     assert [row["plane"] for row in summary["planes"]] == planes
     assert all(row["status"] == "ok" and row["rois"] > 0 and row["runtime_seconds"] > 0 for row in summary["planes"])
+    for row in summary["planes"]:
+        with h5py.File(demo_run.outdir / row["plane"] / "extraction" / "extraction.h5") as handle:
+            assert row["rois_baseline_at_or_below_zero"] == int(handle["traces/baseline_at_or_below_zero"][()].sum())
+    overview = (demo_run.outdir / "summary.html").read_text(encoding="utf-8")
+    assert all(f'src="{row["plane"]}/extraction/detected_ROIs.png"' in overview for row in summary["planes"])
     info = demo_run.outdir / "pipeline_info"
     for pattern in ("execution_report_*.html", "execution_timeline_*.html", "execution_trace_*.txt",
                     "pipeline_dag_*.mmd"):
@@ -93,6 +103,62 @@ def test_resume_reuses_every_task(demo_run, demo_input: Path) -> None:
     statuses = [line.split("\t")[6] for line in trace[1:]]
     per_plane = [s for line, s in zip(trace[1:], statuses) if "SESSION_SUMMARY" not in line]
     assert len(per_plane) == 8 and set(per_plane) == {"CACHED"}, trace
+
+
+def test_demo_output_reads_as_the_allen_institute_tools_read_it(demo_run, demo_input: Path) -> None:
+    """Through <plane>_extraction.h5 and the newer locations, as the original capsule's downstream tools read it."""
+    from test_merge import read_like_allen_tools
+
+    for plane in DEMO_PLANES:
+        folder = demo_run.outdir / plane / "extraction"
+        read_like_allen_tools(folder / f"{plane}_extraction.h5", folder / "extraction.h5")
+
+
+def _trace_rows(run) -> list[tuple[str, str]]:
+    """(process, status) of every task of the run's latest trace file."""
+    lines = sorted((run.outdir / "pipeline_info").glob("execution_trace_*.txt"))[-1].read_text().splitlines()
+    return [(line.split("\t")[3], line.split("\t")[6]) for line in lines[1:]]
+
+
+def test_nwb_on_resume_runs_only_the_nwb_step(demo_run, demo_input: Path, tmp_path: Path) -> None:
+    """--nwb turned on later: every earlier task is reused, one NWB task per plane runs, and each NWB file is
+    valid (pynwb's validator, no critical nwbinspector finding) and equal to its extraction.h5."""
+    from test_nwb import METADATA, assert_equal_to_extraction, critical_findings
+    from pynwb import validate as nwb_validate
+
+    assert demo_run.returncode == 0
+    metadata = tmp_path / "session.json"
+    metadata.write_text(json.dumps(METADATA))
+    run = run_pipeline(demo_run.launch_dir, *TEST_PROFILE, "--input_dir", str(demo_input), "-resume", "--nwb",
+                       "--nwb_indicator", "GCaMP6f", "--nwb_location", "VISp", "--nwb_pixel_size", "0.78",
+                       "--nwb_metadata", str(metadata), outdir=demo_run.launch_dir / "results_nwb")
+    assert run.returncode == 0, run.output
+    rows = _trace_rows(run)
+    assert sorted(status for process, status in rows if process.startswith("NWB")) == ["COMPLETED"] * 2, rows
+    assert {status for process, status in rows if not process.startswith(("NWB", "SESSION_SUMMARY"))} == {"CACHED"}
+    for plane in DEMO_PLANES:
+        folder = run.outdir / plane / "extraction"
+        out = folder / f"{plane}.nwb"
+        assert nwb_validate(path=str(out)) == [] and critical_findings(out) == []
+        got = assert_equal_to_extraction(out, folder / "extraction.h5")
+        assert got["plane"]["indicator"] == "GCaMP6f" and got["subject"]["subject_id"] == "mouse-1"
+
+
+def test_link_file_survives_every_publish_mode(demo_run, demo_input: Path) -> None:
+    """<plane>_extraction.h5 reached through each link-making --publish_dir_mode (the default copy is the demo run):
+    still a valid alias of its extraction.h5, read as the Allen Institute's tools read it."""
+    from test_merge import read_like_allen_tools
+
+    assert demo_run.returncode == 0
+    for mode in ("symlink", "rellink", "link", "copyNoFollow"):
+        run = run_pipeline(demo_run.launch_dir, *TEST_PROFILE, "--input_dir", str(demo_input), "-resume",
+                           "--publish_dir_mode", mode, outdir=demo_run.launch_dir / f"results_{mode}")
+        assert run.returncode == 0, run.output
+        for plane in DEMO_PLANES:
+            folder = run.outdir / plane / "extraction"
+            alias = folder / f"{plane}_extraction.h5"
+            assert validate(alias) == [], (mode, validate(alias))
+            read_like_allen_tools(alias, demo_run.outdir / plane / "extraction" / "extraction.h5")
 
 
 def _demo_samplesheet(data: Path, demo_input: Path) -> Path:
@@ -192,6 +258,9 @@ def test_extract_option_reaches_the_step_and_changes_its_output(interrupted_then
     (("--diamter", "12"), "unknown parameter --diamter"),
     (("--frame_rate", "-3"), "--frame_rate -3: must be > 0"),
     (("--flow_threshold", "high"), "--flow_threshold high: must be a number"),
+    (("--nwb_metadata", "session.json"), "--nwb_metadata only applies with --nwb"),
+    (("--nwb", "--nwb_metadata", "no-such.json"), "--nwb_metadata no-such.json: file does not exist"),
+    (("--nwb", "--publish_dir_mode", "move"), "--publish_dir_mode move cannot be used with --nwb"),
 ])
 def test_bad_parameter_stops_before_any_task(tmp_path: Path, demo_input: Path, args, message: str) -> None:
     run = run_pipeline(tmp_path, *TEST_PROFILE, "--input_dir", str(demo_input), *args, timeout=300)
@@ -250,10 +319,11 @@ def test_skip_bad_planes_reports_and_finishes_the_rest(tmp_path: Path, one_good_
     # A model path relative to the launch folder: tasks run elsewhere (their work folders) and still find it.
     model = os.path.relpath(MODEL, tmp_path)
     run = run_pipeline(tmp_path, *TEST_PROFILE, "--input_dir", str(input_dir), "--frame_rate", str(rate),
-                       "--skip_bad_planes", "--allow_failed_planes", "--pretrained_model", model)
+                       "--skip_bad_planes", "--allow_failed_planes", "--pretrained_model", model, "--nwb")
     assert run.returncode == 0, run.output
     extraction = run.outdir / ODD_ID / "extraction" / "extraction.h5"
-    assert validate(extraction) == []
+    assert validate(extraction) == [] and validate(extraction.parent / f"{ODD_ID}_extraction.h5") == []
+    assert (extraction.parent / f"{ODD_ID}.nwb").stat().st_size > 0
     with h5py.File(extraction) as handle:
         assert handle.attrs["plane_id"] == ODD_ID
     assert not (run.outdir / "bad").exists()

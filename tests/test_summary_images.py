@@ -1,4 +1,5 @@
-"""Summary images (SPEC.md section 3 step 1): compared with suite2p 1.1.0's own functions on the same data.
+"""Summary images (docs/output.md, `meanImg` and `maxImg`): compared with suite2p 1.1.0's own functions on the same
+data.
 
 suite2p reference: detect.bin_movie (binning), binned.mean(axis=0), utils.temporal_high_pass_filter(width=100) then
 max (max projection), anatomical.select_rois' ratio formula, denoise.pca_denoise(block_size=(64, 64),

@@ -1,4 +1,4 @@
-"""Trace statistics and suite2p's default (builtin) cell classifier (SPEC.md section 3 step 5).
+"""Trace statistics and suite2p's default (builtin) cell classifier (docs/output.md, `traces/` and `iscell`).
 
 suite2p's pipeline (pipeline_s2p.py) computes `skew(dF, axis=1)` and `np.std(dF, axis=1)` of the neuropil-subtracted
 traces, stores them in the stat dicts, and `classification.classify` then uses the keys the classifier file and the
@@ -25,6 +25,20 @@ def trace_stats(corrected: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     with np.errstate(invalid="ignore", divide="ignore"):
         sk = np.asarray(skew(corrected, axis=1), np.float32)
     return sk, np.std(corrected, axis=1).astype(np.float32)
+
+
+def baseline_at_or_below_zero(corrected: np.ndarray) -> np.ndarray:
+    """bool (n_rois,): True where the corrected trace's baseline, its median over the whole recording, is <= 0.
+
+    dF/F divides by the baseline F0, so such a trace has no usable dF/F (division by about zero, or a sign flip).
+    The median, because a cell is at rest in most frames: the common F0 estimators (a running median, a low
+    percentile, suite2p's maximin) lie at or below it over most of the recording, so a median <= 0 breaks all of
+    them. Row by row, like `trace_stats`.
+    """
+    corrected = np.asarray(corrected)
+    if corrected.shape[0] == 0 or corrected.shape[1] == 0:
+        return np.zeros(corrected.shape[0], bool)
+    return np.median(corrected, axis=1) <= 0
 
 
 def builtin_classifier_path():

@@ -1,6 +1,7 @@
-"""EXTRACT step's logic (SPEC.md section 3 steps 3-5): suite2p ROI statistics and masks from the segmentation, F and
-Fneu in one streaming pass over the movie, neuropil correction, skew/std and suite2p's built-in classifier, written
-to traces.h5 (see docs/architecture.md). `cli/extract.py` parses the options and reads the segmentation."""
+"""EXTRACT step's logic (its outputs: docs/output.md): suite2p ROI statistics and masks from the segmentation, F and
+Fneu in one streaming pass over the movie, neuropil correction, skew/std, the dF/F baseline flag and suite2p's
+built-in classifier, written to traces.h5 (see docs/architecture.md). `cli/extract.py` parses the options and reads
+the segmentation."""
 
 from __future__ import annotations
 
@@ -99,8 +100,9 @@ def resolve_diameter(given: float, seg_attrs: dict, masks: np.ndarray) -> tuple[
 
 def write_traces(path: Path, F: np.ndarray, Fneu: np.ndarray, r: np.ndarray, stats: list,
                  result: dict, attrs: dict) -> None:
-    """traces.h5. The corrected traces are computed block by block straight into the file (with their skew and
-    std), so they are never all in memory; `stats` (suite2p's ROI statistics) and the skew feed the classifier."""
+    """traces.h5. The corrected traces are computed block by block straight into the file (with their skew, std and
+    baseline flag), so they are never all in memory; `stats` (suite2p's ROI statistics) and the skew feed the
+    classifier."""
     from ophys_extraction import classify, neuropil
     with atomic_h5(path) as out:
         traces = out.create_group("traces")
@@ -108,12 +110,15 @@ def write_traces(path: Path, F: np.ndarray, Fneu: np.ndarray, r: np.ndarray, sta
         # would cost EXTRACT seconds per 10,000 frames for nothing.
         corrected = traces.create_dataset("corrected", F.shape, np.float32)
         skew, std = np.zeros(F.shape[0], np.float32), np.zeros(F.shape[0], np.float32)
+        low_baseline = np.zeros(F.shape[0], bool)
         for rows, block in neuropil.iter_corrected(F, Fneu, r):
             corrected[rows] = block
             skew[rows], std[rows] = classify.trace_stats(block)
+            low_baseline[rows] = classify.baseline_at_or_below_zero(block)
         iscell = classify.classify(stats, skew)
         for name, values in (("roi", F), ("neuropil", Fneu), ("skew", skew), ("std", std)):
             write_array(traces, name, np.asarray(values, np.float32), compress=False)
+        write_array(traces, "baseline_at_or_below_zero", low_baseline)
         group = out.create_group("rois")
         for name, value in result["rois"].items():
             write_array(group, name, value)

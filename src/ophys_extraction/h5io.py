@@ -12,7 +12,7 @@ import numpy as np
 
 from ophys_extraction.errors import InputError
 
-# Arrays at least this large are gzip-compressed (SPEC.md section 4: "compressed where large").
+# Arrays at least this large are gzip-compressed (docs/output.md).
 COMPRESS_MIN_BYTES = 64 * 1024
 
 

@@ -2,10 +2,12 @@
 
 Every dataset of `schema.DATASETS` is copied from the intermediate file docs/architecture.md assigns it to, under
 the same path: (n_rois, frames) traces in row blocks (never loaded whole), gzip-compressed; `cellpose/masks`
-relabelled through traces.h5's `labels` so that ROI i is label i+1 (labels of dropped ROIs become 0). File
-attributes: `plane_id`, `parameters` (JSON: every step's attributes and the pipeline parameters), `versions`
-(JSON: package versions), `frame_rate` when summary.h5 has it. No timestamps: the same inputs give the same file
-contents. The output is validated with `schema.validate` before it is renamed into place; a failure there is a bug.
+relabelled through traces.h5's `labels` so that ROI i is label i+1 (labels of dropped ROIs become 0). The second
+names of `schema.LINKS` are hard links (no data stored twice). File attributes: `plane_id`, `parameters` (JSON:
+every step's attributes and the pipeline parameters), `versions` (JSON: package versions), `frame_rate` when
+summary.h5 has it. No timestamps: the same inputs give the same file contents. The output is validated with
+`schema.validate` before it is renamed into place; a failure there is a bug. Beside it, `<plane>_extraction.h5`
+(`write_alias`) links to it under the name the original capsule's newer versions use. docs/output.md describes it all.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ import numpy as np
 from ophys_extraction import schema
 from ophys_extraction.errors import InputError
 from ophys_extraction.h5io import COMPRESS_MIN_BYTES, atomic_h5, write_array
+from ophys_extraction.schema import EXTRACTION_H5
 
-EXTRACTION_H5 = "extraction.h5"
 DETECTED_ROIS_PNG = "detected_ROIs.png"
 # Which step's attributes may record the version of the package it actually ran (that one wins over ours).
 STEP_PACKAGES = {"segment": ("cellpose", "torch"), "extract": ("suite2p", "torch")}
@@ -44,6 +46,7 @@ class MergeOutputs:
     n_rois: int
     n_cells: int
     frames: int
+    n_low_baseline: int   # ROIs whose corrected trace's baseline is <= 0 (schema.LOW_BASELINE)
 
 
 def jsonable(value: Any) -> Any:
@@ -210,6 +213,24 @@ def _write_datasets(out: h5py.File, files: dict[str, tuple[Path, h5py.File]]) ->
             _copy_rows(out, spec.path, src)
         else:
             write_array(out, spec.path, src[()])
+    for link, target in schema.LINKS:
+        if target in out:
+            out[link] = out[target]
+
+
+def write_alias(path: Path, extraction: h5py.File) -> None:
+    """`path` (a `<plane>_extraction.h5`): one HDF5 external link per root entry of `extraction` (an open
+    extraction.h5 that will sit beside it), and the same root attributes.
+
+    A file of links rather than a file-system link: Nextflow's default publishDir mode (copy), S3 and most copy
+    tools would turn a symbolic or hard link into a second full copy. HDF5 resolves a relative external link in
+    the linking file's own folder before the working directory, so the pair can be moved or copied together.
+    """
+    with h5py.File(path, "w") as alias:
+        for name in extraction:
+            alias[name] = h5py.ExternalLink(EXTRACTION_H5, f"/{name}")
+        for key, value in extraction.attrs.items():
+            alias.attrs[key] = value
 
 
 def merge(summary: str | Path, segmentation: str | Path, traces: str | Path, outdir: str | Path,
@@ -229,13 +250,18 @@ def merge(summary: str | Path, segmentation: str | Path, traces: str | Path, out
             "segment": attrs_dict(handles[schema.SEGMENTATION][1]),
             "extract": attrs_dict(handles[schema.TRACES][1]),
         }
+        if "/" in plane_id:
+            raise InputError("--plane_id", f"{plane_id!r} contains '/', which the file name "
+                                           f"{schema.alias_name('<plane>')} cannot")
         parameters: dict[str, Any] = dict(step_attrs)
         if run_params is not None:
             parameters["pipeline"] = jsonable(run_params)
 
         out_h5 = outdir / EXTRACTION_H5
         out_png = outdir / DETECTED_ROIS_PNG
+        out_alias = outdir / schema.alias_name(plane_id) if plane_id else None
         png_tmp = out_png.with_name(f".{out_png.name}.pending-{os.getpid()}")
+        alias_tmp = out_h5.with_name(f".alias.pending-{os.getpid()}")
         try:
             with atomic_h5(out_h5) as out:
                 _write_datasets(out, handles)
@@ -252,20 +278,22 @@ def merge(summary: str | Path, segmentation: str | Path, traces: str | Path, out
                                       + "; ".join(problems))
                 n_rois, frames = (int(v) for v in out["traces/corrected"].shape)
                 n_cells = int(np.count_nonzero(out["iscell"][:, 0] > 0.5)) if n_rois else 0
-                qc.render_detected_rois(
-                    png_tmp,
-                    images=[("mean image", out["meanImg"][()]), ("max projection", out["maxImg"][()]),
-                            (_segmented_title(step_attrs["segment"]),
-                             handles[schema.SEGMENTATION][1]["image"][()])],
-                    coords=out["rois/coords"][()], n_rois=n_rois, iscell=out["iscell"][()],
-                    centres=out["rois/med"][()], title=plane_id or out_h5.parent.name)
+                n_low_baseline = int(np.count_nonzero(out[schema.LOW_BASELINE][()]))
+                if out_alias is not None:
+                    write_alias(alias_tmp, out)
+                qc.render_plane(png_tmp, out, segmented=(_segmented_title(step_attrs["segment"]),
+                                                         handles[schema.SEGMENTATION][1]["image"][()]),
+                                title=plane_id or out_h5.parent.name)
+            if out_alias is not None:
+                os.replace(alias_tmp, out_alias)
             os.replace(png_tmp, out_png)
         finally:
             png_tmp.unlink(missing_ok=True)
+            alias_tmp.unlink(missing_ok=True)
     finally:
         for _, handle in handles.values():
             handle.close()
-    return MergeOutputs(out_h5, out_png, plane_id, n_rois, n_cells, frames)
+    return MergeOutputs(out_h5, out_png, plane_id, n_rois, n_cells, frames, n_low_baseline)
 
 
 ANATOMICAL_NAMES = {1: "max/mean ratio", 2: "mean image", 3: "enhanced mean image", 4: "max projection"}

@@ -1,4 +1,5 @@
-"""Neuropil correction: the mutual-information coefficient per ROI (SPEC.md section 3 step 4), or suite2p's fixed one.
+"""Neuropil correction: the mutual-information coefficient per ROI (docs/output.md, `neuropil_rcoef`), or suite2p's
+fixed one.
 
 For each ROI the coefficient r in `R_GRID` (0, 0.01, ..., 2) minimises the normalised mutual information between
 `F - r * Fneu` and `Fneu`, exactly as `skimage.metrics.normalized_mutual_information(F - r * Fneu, Fneu, bins=100)`

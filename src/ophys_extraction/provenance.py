@@ -6,7 +6,8 @@ import importlib.metadata
 import platform
 
 # Distribution names as installed; read from metadata so nothing heavy (torch, suite2p) is imported.
-PACKAGES = ("ophys-extraction", "cellpose", "suite2p", "torch", "numpy", "scipy", "numba", "h5py", "scikit-image")
+PACKAGES = ("ophys-extraction", "cellpose", "suite2p", "torch", "numpy", "scipy", "numba", "h5py", "scikit-image",
+            "pynwb")
 
 
 def package_versions() -> dict[str, str]:

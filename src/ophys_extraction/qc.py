@@ -1,22 +1,47 @@
-"""QC figure of a plane: `detected_ROIs.png`, ROI contours and ROI ids over the summary images.
+"""QC figure of a plane: `detected_ROIs.png`, the ROIs over each distinct summary image and example traces.
 
-Row 1: contours over the mean image, the max projection and the image Cellpose segmented; row 2: the same images
-with each ROI's index (the row of `traces/*`, label - 1 in `cellpose/masks`) at its median pixel. Cells and
-non-cells (`iscell` column 0) are drawn in two colours. Contours are computed once per ROI on its bounding box and
-drawn as one LineCollection per class, so 500 ROIs on 512x512 render in about a second.
+Top: one panel per distinct image (the mean image, the max projection, and the image Cellpose segmented when it is
+neither of those, e.g. the enhanced mean image or the max/mean ratio), with every ROI's contour in the colour of
+its class (`iscell` column 0), a magenta cross on each ROI whose corrected trace has its baseline at or below zero
+(`traces/baseline_at_or_below_zero`: no usable dF/F), and the index of each ROI shown below. Below: raw,
+neuropil and corrected traces of the highest-skew cells, each with its neuropil coefficient r, then up to two of
+the flagged ROIs. Contours are computed once per ROI on its bounding box and drawn as one LineCollection per class,
+so 500 ROIs on 512x512 render in about a second; long traces are drawn as their min/max envelope.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
+import h5py
 import numpy as np
 
 CELL_COLOUR = "#00e5ff"      # cyan
 NONCELL_COLOUR = "#ff8c00"   # orange: distinguishable from cyan with the common colour-vision deficiencies
-PANEL_INCHES = 5.0   # longer side of each of the six panels
-DPI = 150
+FLAG_COLOUR = "#ff00ff"      # magenta crosses (a shape, not only a colour) on ROIs with baseline <= 0
+FLAG_TEXT_COLOUR = "#b0179b"  # the same hue, dark enough for text on white
+RAW_COLOUR, NEUROPIL_COLOUR, CORRECTED_COLOUR = "#9a9a9a", "#0072b2", "#000000"
+FIG_WIDTH = 12.0             # inches; at DPI a 512-px image in three panels is drawn at about 1:1
+MAX_PANEL_HEIGHT = 5.0       # inches; tall fields of view get narrower panels instead of a taller figure
+TRACE_ROW_HEIGHT = 1.1       # inches per example trace, its title included
+N_TOP_SKEW = 4               # highest-skew cells shown
+N_FLAGGED = 2                # flagged ROIs shown besides them
+ENVELOPE_BINS = 1500         # traces longer than twice this are drawn as min/max per bin
+DPI = 130
+
+
+@dataclass(frozen=True)
+class TraceExample:
+    roi: int
+    raw: np.ndarray
+    neuropil: np.ndarray
+    corrected: np.ndarray
+    r: float
+    skew: float
+    is_cell: bool
+    low_baseline: bool
 
 
 def roi_contours(coords: np.ndarray, n_rois: int) -> list[list[np.ndarray]]:
@@ -40,38 +65,25 @@ def roi_contours(coords: np.ndarray, n_rois: int) -> list[list[np.ndarray]]:
     return outlines
 
 
-def _id_font_size(coords: np.ndarray, n_rois: int, image_px_per_point: float) -> float:
-    """Font size (points) of the ROI ids: about the width of a typical ROI for the longest id, within 4-10 pt."""
-    if n_rois == 0:
-        return 8.0
-    diameter_px = 2.0 * np.sqrt(np.median(np.bincount(np.asarray(coords[0], np.int64), minlength=n_rois)) / np.pi)
-    digits = max(2, len(str(n_rois - 1)))
-    return float(np.clip(1.4 * diameter_px / image_px_per_point / (0.6 * digits), 4.0, 10.0))
+def distinct_images(images: list[tuple[str, np.ndarray]]) -> list[tuple[str, np.ndarray]]:
+    """The images in order, without those equal to an earlier one (mode 2 segments the mean image itself)."""
+    kept: list[tuple[str, np.ndarray]] = []
+    for name, image in images:
+        if not any(image.shape == other.shape and np.array_equal(image, other) for _, other in kept):
+            kept.append((name, image))
+    return kept
 
 
-def _id_paths(n_rois: int, size: float) -> list:
-    """Each ROI id as a glyph outline (points, centred on 0, 0), for a PathCollection.
-
-    The ten digit outlines are made once and placed side by side (DejaVu Sans digits share one advance width):
-    one TextPath per ROI would cost about 2 ms each.
-    """
-    from matplotlib.font_manager import FontProperties
-    from matplotlib.path import Path as MplPath
-    from matplotlib.textpath import TextPath
-
-    prop = FontProperties(family="DejaVu Sans", weight="bold")
-    digits = [TextPath((0, 0), str(d), size=size, prop=prop) for d in range(10)]
-    advance = TextPath((0, 0), "00", size=size, prop=prop).vertices[:, 0].max() - digits[0].vertices[:, 0].max()
-    height = digits[0].vertices[:, 1].max()
-    paths = []
-    for i in range(n_rois):
-        text = str(i)
-        shift = -advance * len(text) / 2
-        vertices = np.concatenate([digits[int(c)].vertices + (shift + k * advance, -height / 2)
-                                   for k, c in enumerate(text)])
-        codes = np.concatenate([digits[int(c)].codes for c in text])
-        paths.append(MplPath(vertices, codes))
-    return paths
+def example_rois(skew: np.ndarray, is_cell: np.ndarray, low_baseline: np.ndarray,
+                 n_top: int = N_TOP_SKEW, n_flagged: int = N_FLAGGED) -> tuple[list[int], list[int]]:
+    """ROIs whose traces the figure shows: (the `n_top` highest-skew cells, or ROIs of any class if there are no
+    cells; up to `n_flagged` other ROIs with baseline <= 0, cells first), each by decreasing skew (NaN last)."""
+    skew = np.nan_to_num(np.asarray(skew, np.float64), nan=-np.inf)
+    by_skew = np.argsort(-skew, kind="stable")
+    is_cell = np.asarray(is_cell, bool)
+    top = [int(i) for i in by_skew if is_cell[i]][:n_top] or [int(i) for i in by_skew[:n_top]]
+    flagged = sorted((int(i) for i in by_skew if low_baseline[i] and i not in top), key=lambda i: not is_cell[i])
+    return top, flagged[:n_flagged]
 
 
 def _display_range(image: np.ndarray) -> tuple[float, float]:
@@ -82,91 +94,158 @@ def _display_range(image: np.ndarray) -> tuple[float, float]:
     return (float(low), float(high)) if high > low else (float(low), float(low) + 1.0)
 
 
+def envelope(values: np.ndarray, bins: int = ENVELOPE_BINS) -> tuple[np.ndarray, np.ndarray]:
+    """(frame positions, values) to plot: the trace itself if short, else its min and max in `bins` bins (the
+    shape a plot of every frame would show, at a fraction of the points)."""
+    n = values.size
+    if n <= 2 * bins:
+        return np.arange(n, dtype=np.float64), values
+    step = -(-n // bins)
+    padded = np.concatenate([values, np.full(step * (-(-n // step)) - n, values[-1])]).reshape(-1, step)
+    centres = np.arange(padded.shape[0]) * step + (step - 1) / 2
+    return np.repeat(centres, 2), np.column_stack((padded.min(axis=1), padded.max(axis=1))).ravel()
+
+
+def render_plane(path: str | Path, extraction: h5py.File, segmented: tuple[str, np.ndarray], title: str) -> None:
+    """detected_ROIs.png of an open extraction.h5 (validated), with `segmented` = (name, image Cellpose used)."""
+    n_rois = int(extraction["traces/corrected"].shape[0])
+    iscell = extraction["iscell"][()]
+    is_cell = iscell[:, 0] > 0.5 if n_rois else np.zeros(0, bool)
+    low_baseline = extraction["traces/baseline_at_or_below_zero"][()].astype(bool)
+    top, flagged = example_rois(extraction["traces/skew"][()], is_cell, low_baseline)
+    chosen = top + flagged
+    rows = sorted(chosen)
+    traces = {name: dict(zip(rows, extraction[f"traces/{name}"][rows])) if rows else {}
+              for name in ("roi", "neuropil", "corrected")}
+    r = extraction["neuropil_rcoef"][()]
+    skew = extraction["traces/skew"][()]
+    examples = [TraceExample(i, traces["roi"][i], traces["neuropil"][i], traces["corrected"][i], float(r[i]),
+                             float(skew[i]), bool(is_cell[i]), bool(low_baseline[i])) for i in chosen]
+    frame_rate = extraction.attrs.get("frame_rate")
+    render_detected_rois(
+        path, images=[("mean image", extraction["meanImg"][()]), ("max projection", extraction["maxImg"][()]),
+                      segmented],
+        coords=extraction["rois/coords"][()], n_rois=n_rois, iscell=iscell, centres=extraction["rois/med"][()],
+        low_baseline=low_baseline, examples=examples, n_top=len(top),
+        frame_rate=float(frame_rate) if frame_rate is not None else None, title=title)
+
+
 def render_detected_rois(path: str | Path, *, images: list[tuple[str, np.ndarray]], coords: np.ndarray,
-                         n_rois: int, iscell: np.ndarray, centres: np.ndarray, title: str) -> None:
+                         n_rois: int, iscell: np.ndarray, centres: np.ndarray, low_baseline: np.ndarray,
+                         examples: list[TraceExample], n_top: int, frame_rate: float | None, title: str) -> None:
     """Write the figure to `path` atomically (temporary name in the same folder, then rename).
 
-    images: (panel title, (H, W) image) for each column; coords: (3, n_pixels) (roi, y, x); iscell: (n_rois, 2);
-    centres: (n_rois, 2) (y, x) where each ROI's id is written.
+    images: (panel title, (H, W) image), repeats dropped (`distinct_images`); coords: (3, n_pixels) (roi, y, x);
+    iscell: (n_rois, 2); centres: (n_rois, 2) (y, x) where marks and ids go; low_baseline: bool (n_rois,);
+    examples: the traces shown, the first `n_top` of them the highest-skew ones (`example_rois`).
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.collections import LineCollection, PathCollection
+    from matplotlib import patheffects
+    from matplotlib.collections import LineCollection
     from matplotlib.lines import Line2D
-    from matplotlib.transforms import Affine2D
 
     path = Path(path)
+    images = distinct_images(images)
     height, width = images[0][1].shape
     outlines = roi_contours(coords, n_rois)
     is_cell = np.asarray(iscell[:, 0] > 0.5) if n_rois else np.zeros(0, dtype=bool)
-    segments = {
-        True: [c for i in np.flatnonzero(is_cell) for c in outlines[i]],
-        False: [c for i in np.flatnonzero(~is_cell) for c in outlines[i]],
-    }
-    n_cells = int(is_cell.sum())
+    low_baseline = np.asarray(low_baseline, bool)
+    segments = {cell: [c for i in np.flatnonzero(is_cell == cell) for c in outlines[i]] for cell in (True, False)}
+    n_cells, n_low = int(is_cell.sum()), int(low_baseline.sum())
+    n_low_cells = int((low_baseline & is_cell).sum())
 
-    # The longer side of each panel is PANEL_INCHES (tall and wide fields of view stay the same overall size).
-    scale = PANEL_INCHES / max(height, width)
-    panel_w, panel_h = width * scale, height * scale
-    top, bottom, left, right, gap = 0.75, 0.55, 0.15, 0.15, 0.45
-    fig_w = left + right + 3 * panel_w + 2 * 0.15
-    fig_h = top + bottom + 2 * panel_h + gap
-    fig = plt.figure(figsize=(fig_w, fig_h), dpi=DPI)
-    longest_title = max(len(name) for name, _ in images) + len(": contours")
-    title_size = float(np.clip(panel_w * 72 / (0.6 * longest_title), 6.0, 10.0))
-    px_per_point = DPI / 72.0
-    image_px_per_point = width / (panel_w * 72.0)
-    id_size = _id_font_size(coords, n_rois, image_px_per_point)
-    id_paths = _id_paths(n_rois, id_size)
-    for row in range(2):
-        for col, (name, image) in enumerate(images):
-            ax = fig.add_axes((
-                (left + col * (panel_w + 0.15)) / fig_w,
-                (bottom + (1 - row) * (panel_h + gap)) / fig_h,
-                panel_w / fig_w,
-                panel_h / fig_h,
-            ))
-            low, high = _display_range(image)
-            ax.imshow(image, cmap="gray", vmin=low, vmax=high, interpolation="nearest")
-            width_lines = 0.9 if row == 0 else 0.4
-            alpha = 1.0 if row == 0 else 0.35
-            for cell, colour in ((False, NONCELL_COLOUR), (True, CELL_COLOUR)):
-                if segments[cell]:
-                    ax.add_collection(LineCollection(segments[cell], colors=colour, linewidths=width_lines,
-                                                     alpha=alpha))
-            if row == 1 and n_rois:
-                # All ids of a panel as two PathCollections (a dark halo, then the class colour): one draw call
-                # each instead of one Text per ROI, which would take seconds for hundreds of ROIs.
-                offsets = np.column_stack((centres[:, 1], centres[:, 0])).astype(float)
-                to_pixels = Affine2D().scale(px_per_point)
-                ax.add_collection(PathCollection(id_paths, offsets=offsets, offset_transform=ax.transData,
-                                                 transform=to_pixels, facecolors="none", edgecolors="black",
-                                                 linewidths=1.2, alpha=0.85))
-                ax.add_collection(PathCollection(id_paths, offsets=offsets, offset_transform=ax.transData,
-                                                 transform=to_pixels, edgecolors="none",
-                                                 facecolors=[CELL_COLOUR if c else NONCELL_COLOUR
-                                                             for c in is_cell]))
-            if n_rois == 0:
-                ax.text(0.5, 0.5, "0 ROIs", transform=ax.transAxes, color="white", fontsize=20,
-                        ha="center", va="center", bbox={"facecolor": "black", "alpha": 0.6, "edgecolor": "none"})
-            ax.set_xlim(-0.5, width - 0.5)
-            ax.set_ylim(height - 0.5, -0.5)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.set_title(f"{name}: {'contours' if row == 0 else 'ROI ids'}", fontsize=title_size)
-    fig.suptitle(f"{title}: {n_rois} ROIs ({n_cells} cells, {n_rois - n_cells} not cells)", fontsize=13,
-                 y=1 - 0.22 / fig_h, va="top")
-    handles = [Line2D([], [], color=CELL_COLOUR, lw=2, label=f"cell (iscell = 1): {n_cells}"),
-               Line2D([], [], color=NONCELL_COLOUR, lw=2, label=f"not a cell (iscell = 0): {n_rois - n_cells}")]
-    fig.legend(handles=handles, loc="lower center", ncol=2, frameon=False, fontsize=10,
-               bbox_to_anchor=(0.5, 0.0))
+    # Geometry in inches, top to bottom: title, image panels (with their titles), legend, traces, time axis.
+    left, right, gap = 0.7, 0.2, 0.15
+    panel_w = (FIG_WIDTH - left - right - gap * (len(images) - 1)) / len(images)
+    panel_h = panel_w * height / width
+    if panel_h > MAX_PANEL_HEIGHT:
+        panel_w, panel_h = MAX_PANEL_HEIGHT * width / height, MAX_PANEL_HEIGHT
+    title_h, panel_title_h, legend_h, traces_header_h, axis_h = 0.55, 0.3, 0.4, 0.35, 0.45
+    traces_h = (traces_header_h + TRACE_ROW_HEIGHT * len(examples) + axis_h) if examples else 0.0
+    fig_h = title_h + panel_title_h + panel_h + legend_h + traces_h + 0.05
+    fig = plt.figure(figsize=(FIG_WIDTH, fig_h), dpi=DPI)
+    row_w = len(images) * panel_w + gap * (len(images) - 1)
+    x0 = left + (FIG_WIDTH - left - right - row_w) / 2
+    panel_bottom = fig_h - title_h - panel_title_h - panel_h
+    halo = [patheffects.withStroke(linewidth=2.2, foreground="black")]
+    shown = np.array([e.roi for e in examples], dtype=np.int64)
+    for col, (name, image) in enumerate(images):
+        ax = fig.add_axes(((x0 + col * (panel_w + gap)) / FIG_WIDTH, panel_bottom / fig_h,
+                           panel_w / FIG_WIDTH, panel_h / fig_h))
+        low, high = _display_range(image)
+        ax.imshow(image, cmap="gray", vmin=low, vmax=high, interpolation="nearest")
+        for cell, colour in ((False, NONCELL_COLOUR), (True, CELL_COLOUR)):
+            if segments[cell]:
+                ax.add_collection(LineCollection(segments[cell], colors=colour, linewidths=0.8))
+        if n_low:
+            ax.plot(centres[low_baseline, 1], centres[low_baseline, 0], linestyle="none", marker="x",
+                    markersize=6, markeredgewidth=1.6, color=FLAG_COLOUR)
+        for i in shown:
+            ax.text(centres[i, 1] + 0.015 * width, centres[i, 0] - 0.015 * height, str(i), color="white",
+                    fontsize=8, fontweight="bold", ha="left", va="bottom", path_effects=halo)
+        if n_rois == 0:
+            ax.text(0.5, 0.5, "0 ROIs", transform=ax.transAxes, color="white", fontsize=18,
+                    ha="center", va="center", bbox={"facecolor": "black", "alpha": 0.6, "edgecolor": "none"})
+        ax.set_xlim(-0.5, width - 0.5)
+        ax.set_ylim(height - 0.5, -0.5)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(name, fontsize=10)
+    fig.suptitle(f"{title}: {n_rois} ROIs, {n_cells} cells; baseline \u2264 0 (no dF/F): {n_low} ROIs "
+                 f"({n_low_cells} cells)", fontsize=12, y=1 - 0.18 / fig_h, va="top")
+    image_handles = [
+        Line2D([], [], color=CELL_COLOUR, lw=2, label=f"cell (iscell = 1): {n_cells}"),
+        Line2D([], [], color=NONCELL_COLOUR, lw=2, label=f"not a cell: {n_rois - n_cells}"),
+        Line2D([], [], color=FLAG_COLOUR, marker="x", linestyle="none", markersize=7, markeredgewidth=1.6,
+               label=f"median of corrected trace \u2264 0: {n_low}"),
+        Line2D([], [], color="white", marker="$7$", linestyle="none", markersize=7, markeredgecolor="black",
+               markeredgewidth=0.4, label="ROI index of an example trace")]
+    fig.legend(handles=image_handles, loc="center", ncol=4, frameon=False, fontsize=8.5,
+               bbox_to_anchor=(0.5, (panel_bottom - legend_h / 2) / fig_h))
+
+    top_cells = all(e.is_cell for e in examples[:n_top])
+    traces_top = panel_bottom - legend_h - traces_header_h
+    if examples:
+        heading = (f"Example traces: the {n_top} highest-skew {'cells' if top_cells else 'ROIs (no cells)'}"
+                   + (", then ROIs with baseline \u2264 0" if len(examples) > n_top else ""))
+        fig.text(left / FIG_WIDTH, (traces_top + 0.12) / fig_h, heading, fontsize=9.5, fontweight="bold")
+        fig.legend(handles=[Line2D([], [], color=RAW_COLOUR, lw=1.5, label="raw (ROI)"),
+                            Line2D([], [], color=NEUROPIL_COLOUR, lw=1.5, label="neuropil"),
+                            Line2D([], [], color=CORRECTED_COLOUR, lw=1.5, label="corrected = raw - r * neuropil")],
+                   loc="lower right", ncol=3, frameon=False, fontsize=8.5,
+                   bbox_to_anchor=(1 - right / FIG_WIDTH, (traces_top + 0.02) / fig_h))
+    scale = 1.0 / frame_rate if frame_rate else 1.0
+    for row, example in enumerate(examples):
+        bottom = traces_top - TRACE_ROW_HEIGHT * (row + 1)
+        ax = fig.add_axes((left / FIG_WIDTH, bottom / fig_h, (FIG_WIDTH - left - right) / FIG_WIDTH,
+                           (TRACE_ROW_HEIGHT - 0.25) / fig_h))
+        for values, colour in ((example.raw, RAW_COLOUR), (example.neuropil, NEUROPIL_COLOUR),
+                               (example.corrected, CORRECTED_COLOUR)):
+            frames, ys = envelope(np.asarray(values, np.float64))
+            ax.plot(frames * scale, ys, color=colour, linewidth=0.6)
+        low_y, high_y = ax.get_ylim()
+        if example.low_baseline or low_y <= 0 <= high_y:
+            ax.axhline(0.0, color=FLAG_COLOUR if example.low_baseline else "0.6", linewidth=0.9, linestyle="--")
+        label = (f"ROI {example.roi} ({'cell' if example.is_cell else 'not a cell'}): skew {example.skew:.2f}, "
+                 f"r = {example.r:.2f}")
+        if example.low_baseline:
+            label += f"; median of corrected {np.median(example.corrected):.3g} \u2264 0 (dashed: zero)"
+        ax.set_title(label, fontsize=8, loc="left", pad=2,
+                     color=FLAG_TEXT_COLOUR if example.low_baseline else "black")
+        ax.tick_params(labelsize=7)
+        ax.margins(x=0)
+        if row < len(examples) - 1:
+            ax.set_xticklabels([])
+        else:
+            ax.set_xlabel("time (s)" if frame_rate else "frame", fontsize=8)
 
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         fig.savefig(tmp, dpi=DPI, format="png", facecolor="white", metadata={"Software": None},
-                    pil_kwargs={"compress_level": 3})
+                    pil_kwargs={"compress_level": 6})
         os.replace(tmp, path)
     finally:
         plt.close(fig)

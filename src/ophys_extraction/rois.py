@@ -3,8 +3,8 @@
 The path is suite2p's own for anatomical (Cellpose) detection: `anatomical.masks_to_stats` (pixels, `lam` = the
 weights image at those pixels, median pixel, footprint 1), then `stats.roi_stats` with `median=True` (as
 `detection_wrapper` calls it for the cellpose algorithm) and the detection settings, then `extraction.masks`.
-Additions (SPEC.md section 4): `solidity` as suite2p 0.14 computed it, `overlap` even when roi_stats does not set it,
-and the Cellpose label of every ROI under the key `label` (roi_stats may drop ROIs).
+Additions (docs/output.md, `rois/<stat>`): `solidity` as suite2p 0.14 computed it, `overlap` even when roi_stats does
+not set it, and the Cellpose label of every ROI under the key `label` (roi_stats may drop ROIs).
 
 suite2p is imported inside the functions: `import suite2p` takes several seconds.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-# rois/<stat> datasets (SPEC.md section 4), by shape.
+# rois/<stat> datasets (docs/output.md), by shape.
 PER_ROI_STATS = ("aspect_ratio", "compact", "footprint", "mrs", "mrs0", "npix", "npix_norm",
                  "npix_norm_no_crop", "npix_soma", "radius", "solidity")
 PER_PIXEL_STATS = ("overlap", "soma_crop")
@@ -33,7 +33,8 @@ SUITE2P_SETTINGS = {
     "neuropil_coefficient": ("extraction", "neuropil_coefficient"),
 }
 # suite2p's lam_percentile (50) lets cell pixels dimmer than the local median into neighbours' neuropil; the
-# contract (SPEC.md section 3 step 3) is that the neuropil excludes all cell pixels, which is lam_percentile 0.
+# output's definition (docs/output.md, `neuropil_coords`) is that the neuropil excludes all cell pixels, which is
+# lam_percentile 0.
 DEFAULT_LAM_PERCENTILE = 0.0
 
 

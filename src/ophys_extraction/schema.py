@@ -1,9 +1,11 @@
-"""The schema of a plane's `extraction.h5` (SPEC.md section 4), as data, and `validate`, which checks a file against it.
+"""The schema of a plane's `extraction.h5` (docs/output.md), as data, and `validate`, which checks a file against it.
 
 `DATASETS` is the single source of truth: every dataset path, its dtype kind, its shape rule (in terms of the
 symbols `n_rois`, `frames`, `height`, `width`, `n_pixels`, `n_neuropil_pixels` and integer literals), whether it is
-required, and which intermediate file MERGE copies it from (docs/architecture.md). `validate(path)` returns every
-problem found (an empty list means valid); it never raises for a bad file.
+required, and which intermediate file MERGE copies it from (docs/architecture.md). `LINKS` are the second names
+(HDF5 hard links) some datasets also have, for the layout of the original capsule's newer versions.
+`validate(path)` returns every problem found (an empty list means valid); it never raises for a bad file. It also
+accepts `<plane>_extraction.h5`, the file of external links beside extraction.h5 (`alias_name`).
 
 ROI index i is the same in every per-ROI dataset and is label i+1 in `cellpose/masks`. Zero ROIs is valid.
 """
@@ -18,6 +20,8 @@ from typing import Any
 
 import h5py
 import numpy as np
+
+from ophys_extraction.classify import baseline_at_or_below_zero
 
 # Symbols the shape rules use.
 N_ROIS, FRAMES, HEIGHT, WIDTH = "n_rois", "frames", "height", "width"
@@ -36,7 +40,7 @@ KINDS = {
 # Where MERGE takes each dataset from (the same path inside that file).
 SUMMARY, SEGMENTATION, TRACES = "summary", "segmentation", "traces"
 
-# The suite2p ROI statistics (SPEC.md section 4): per ROI, except `med` (y, x per ROI) and the per-pixel flags.
+# The suite2p ROI statistics (docs/output.md): per ROI, except `med` (y, x per ROI) and the per-pixel flags.
 ROI_STATS_PER_ROI = ("aspect_ratio", "compact", "footprint", "mrs", "mrs0", "npix", "npix_norm",
                      "npix_norm_no_crop", "npix_soma", "radius", "solidity")
 ROI_STATS_PER_PIXEL = ("overlap", "soma_crop")
@@ -50,6 +54,10 @@ REQUIRED_VERSIONS = ("suite2p", "cellpose")
 SUITE2P_NEUROPIL_PARAM = "use_suite2p_neuropil"
 # Dataset that exists only with the mutual-information neuropil method.
 RAW_RCOEF = "raw_neuropil_rcoef_mutualinfo"
+# Per ROI: the median of traces/corrected is <= 0, so dF/F cannot be computed (classify.baseline_at_or_below_zero).
+LOW_BASELINE = "traces/baseline_at_or_below_zero"
+
+EXTRACTION_H5 = "extraction.h5"
 
 
 @dataclass(frozen=True)
@@ -77,6 +85,8 @@ DATASETS: tuple[DatasetSpec, ...] = (
     DatasetSpec("traces/neuropil", "float32", (N_ROIS, FRAMES), TRACES, "neuropil traces"),
     DatasetSpec("traces/skew", "float32", (N_ROIS,), TRACES, "skewness of traces/corrected"),
     DatasetSpec("traces/std", "float32", (N_ROIS,), TRACES, "standard deviation of traces/corrected"),
+    DatasetSpec(LOW_BASELINE, "bool", (N_ROIS,), TRACES,
+                "true where the median of traces/corrected is <= 0 (no usable dF/F)"),
     DatasetSpec("meanImg", "float32", (HEIGHT, WIDTH), SUMMARY, "mean image"),
     DatasetSpec("maxImg", "float32", (HEIGHT, WIDTH), SUMMARY, "max projection"),
     DatasetSpec("rois/data", "float32", (N_PIXELS,), TRACES, "ROI pixel weights (lam), all ROIs concatenated"),
@@ -100,6 +110,13 @@ DATASETS: tuple[DatasetSpec, ...] = (
 )
 
 BY_PATH: dict[str, DatasetSpec] = {spec.path: spec for spec in DATASETS}
+# (second name, dataset): HDF5 hard links, so no data is stored twice; a link exists exactly when its dataset does.
+# The original capsule's README (our root layout) and its newer versions (these names) disagree; both are read.
+LINKS: tuple[tuple[str, str], ...] = (
+    ("traces/neuropil_rcoef", "neuropil_rcoef"),
+    (f"traces/{RAW_RCOEF}", RAW_RCOEF),
+    ("rois/neuropil_coords", "neuropil_coords"),
+)
 GROUPS = ("traces", "rois", "cellpose")
 # Rows of a (n_rois, frames) dataset are read this many bytes at a time, never the whole array.
 ROW_BLOCK_BYTES = 64 * 2**20
@@ -198,10 +215,37 @@ def _check_attrs(handle: h5py.File, problems: list[str]) -> dict | None:
     return parameters
 
 
-def _list_datasets(handle: h5py.Group) -> list[str]:
-    found: list[str] = []
-    handle.visititems(lambda name, obj: found.append(name) if isinstance(obj, h5py.Dataset) else None)
-    return found
+def alias_name(plane_id: str) -> str:
+    """`<plane>_extraction.h5`: the name the original capsule's newer versions write (their NWB packager looks for it).
+    Here it is a small file of HDF5 external links to extraction.h5 beside it (merge.write_alias)."""
+    return f"{plane_id}_{EXTRACTION_H5}"
+
+
+def _walk(handle: h5py.Group) -> tuple[list[str], list[str]]:
+    """(every name of every dataset, each hard link counting; the names of soft and external links)."""
+    datasets: list[str] = []
+    other_links: list[str] = []
+
+    def visit(name: str, link: h5py.HardLink | h5py.SoftLink | h5py.ExternalLink) -> None:
+        if not isinstance(link, h5py.HardLink):
+            other_links.append(name)
+        elif isinstance(handle.get(name), h5py.Dataset):
+            datasets.append(name)
+    handle.visititems_links(visit)
+    return datasets, other_links
+
+
+def _check_links(handle: h5py.File, problems: list[str]) -> None:
+    """Each second name is a hard link to its dataset (not a copy), present exactly when the dataset is."""
+    for link, target in LINKS:
+        if target not in handle:
+            if link in handle:
+                problems.append(f"{link}: present although {target} is not")
+            continue
+        if link not in handle:
+            problems.append(f"{link}: missing (a hard link to {target})")
+        elif not isinstance(handle.get(link, getlink=True), h5py.HardLink) or handle[link] != handle[target]:
+            problems.append(f"{link}: not a hard link to {target} (a copy, or another object)")
 
 
 def _check_coords(name: str, coords: np.ndarray, n_rois: int, height: int, width: int,
@@ -223,12 +267,23 @@ def _check_values(handle: h5py.File, dims: dict[str, int], parameters: dict | No
     n_rois, height, width = dims[N_ROIS], dims[HEIGHT], dims[WIDTH]
 
     # traces: finite (row blocks, never the whole array); std finite and >= 0. skew may be NaN for a flat trace.
+    # The baseline flag is recomputed from the corrected traces in the same pass.
+    low_baseline = np.zeros(n_rois, bool)
     for path in ("traces/corrected", "traces/roi", "traces/neuropil"):
         bad = 0
-        for _, block in iter_row_blocks(handle[path]):
+        for start, block in iter_row_blocks(handle[path]):
             bad += int(block.size - np.count_nonzero(np.isfinite(block)))
+            if path == "traces/corrected":
+                low_baseline[start:start + block.shape[0]] = baseline_at_or_below_zero(block)
         if bad:
             problems.append(f"{path}: {bad} non-finite value(s)")
+    flags = handle[LOW_BASELINE][()]
+    if flags.dtype != np.bool_ and flags.size and not np.isin(flags, (0, 1)).all():
+        problems.append(f"{LOW_BASELINE}: values other than 0/1")
+    elif not np.array_equal(flags.astype(bool), low_baseline):
+        wrong = np.flatnonzero(flags.astype(bool) != low_baseline)
+        problems.append(f"{LOW_BASELINE}: disagrees with the median of traces/corrected for {wrong.size} ROI(s) "
+                        f"(first: ROI {wrong[0]})")
     std = handle["traces/std"][()]
     if not np.all(np.isfinite(std)) or np.any(std < 0):
         problems.append("traces/std: non-finite or negative value(s)")
@@ -323,10 +378,13 @@ def _check_labels(masks: np.ndarray, roi: np.ndarray, y: np.ndarray, x: np.ndarr
 def validate_handle(handle: h5py.File) -> list[str]:
     """Every problem of an open extraction.h5 (see `validate`)."""
     problems: list[str] = []
-    present = set(_list_datasets(handle))
-    extra = sorted(present - set(BY_PATH))
+    datasets, other_links = _walk(handle)
+    extra = sorted(set(datasets) - set(BY_PATH) - {link for link, _ in LINKS})
     for path in extra:
         problems.append(f"{path}: unexpected dataset (not in the schema)")
+    for path in other_links:
+        problems.append(f"{path}: soft or external link (extraction.h5 holds datasets and hard links only)")
+    _check_links(handle, problems)
     for name in handle:
         if isinstance(handle[name], h5py.Group) and name not in GROUPS:
             problems.append(f"{name}: unexpected group (not in the schema)")
@@ -379,8 +437,11 @@ def validate(path: str | Path | h5py.File) -> list[str]:
     n_rois, y < height, x < width), no duplicates, every ROI with pixels, rois/npix matching the pixel counts; the
     label/ROI correspondence (ROI i == label i+1 in cellpose/masks, both ways, where one ROI covers a pixel);
     iscell ranges; finite traces and weights; neuropil coefficients in [0, 2] and the mutual-information dataset
-    present exactly when that method ran; the plane_id, parameters and versions (with suite2p and cellpose)
-    attributes. Value checks run only once the structure is right.
+    present exactly when that method ran; the `LINKS` are hard links to their datasets; the plane_id, parameters and
+    versions (with suite2p and cellpose) attributes. Value checks run only once the structure is right.
+
+    A `<plane>_extraction.h5` (its root entries are external links) is checked as one: every root entry of the
+    extraction.h5 beside it is linked, nothing else, the attributes are the same; then that extraction.h5 is checked.
     """
     if isinstance(path, h5py.File):
         return validate_handle(path)
@@ -392,4 +453,39 @@ def validate(path: str | Path | h5py.File) -> list[str]:
     except OSError as err:
         return [f"cannot be opened as HDF5 ({err})"]
     with handle:
+        if any(isinstance(handle.get(name, getlink=True), h5py.ExternalLink) for name in handle):
+            return validate_alias(handle, path)
         return validate_handle(handle)
+
+
+def validate_alias(handle: h5py.File, path: Path) -> list[str]:
+    """Problems of an open `<plane>_extraction.h5` (see `validate`), then those of its extraction.h5."""
+    target = path.parent / EXTRACTION_H5
+    if not target.is_file():
+        return [f"links to {EXTRACTION_H5}, which is not beside it"]
+    problems: list[str] = []
+    with h5py.File(target, "r") as extraction:
+        for name in handle:
+            link = handle.get(name, getlink=True)
+            if not (isinstance(link, h5py.ExternalLink) and link.filename == EXTRACTION_H5
+                    and link.path == f"/{name}"):
+                problems.append(f"{name}: not an external link to {EXTRACTION_H5}:/{name}")
+        for name in sorted(set(extraction) - set(handle)):
+            problems.append(f"{name}: no link to {EXTRACTION_H5}:/{name}")
+        if extraction.attrs.get("plane_id") is not None and path.name != alias_name(extraction.attrs["plane_id"]):
+            problems.append(f"named {path.name}, but {EXTRACTION_H5}'s plane_id gives "
+                            f"{alias_name(extraction.attrs['plane_id'])}")
+        if _attrs(handle) != _attrs(extraction):
+            problems.append(f"attributes differ from {EXTRACTION_H5}'s")
+        problems += [f"{EXTRACTION_H5}: {problem}" for problem in validate_handle(extraction)]
+    return problems
+
+
+def _attrs(obj: h5py.HLObject) -> dict[str, Any]:
+    """Attributes as comparable Python values."""
+    out: dict[str, Any] = {}
+    for key, value in obj.attrs.items():
+        if isinstance(value, bytes):
+            value = value.decode()
+        out[key] = value.tolist() if isinstance(value, (np.ndarray, np.generic)) else value
+    return out

@@ -1,4 +1,4 @@
-"""Segmentation step: Cellpose 3 on one summary image of a plane (SPEC.md section 3 step 2).
+"""Segmentation step: Cellpose 3 on one summary image of a plane (README; its outputs: docs/output.md, `cellpose/`).
 
 The image is chosen and prepared as suite2p's anatomical detection does (`--anatomical_only` 1-4, and the optional
 spatial high-pass `--spatial_hp_cp`), but Cellpose itself is called directly (suite2p 1.x's own Cellpose path is

@@ -1,6 +1,7 @@
-"""What Cellpose segments (SPEC.md section 3 step 2): the image of each `--anatomical_only` mode, the image the ROI
-weights (`lam`) come from, and the optional spatial high-pass. Chosen and prepared as suite2p's anatomical detection
-does; this is the one table of the modes, for the SEGMENT step, training, the benchmarks and the QC figure.
+"""What Cellpose segments (README; its outputs: docs/output.md, `cellpose/`): the image of each `--anatomical_only`
+mode, the image the ROI weights (`lam`) come from, and the optional spatial high-pass. Chosen and prepared as
+suite2p's anatomical detection does; this is the one table of the modes, for the SEGMENT step, training, the
+benchmarks and the QC figure.
 """
 
 from __future__ import annotations
@@ -74,8 +75,8 @@ def mode_image(mean_img: np.ndarray, max_img: np.ndarray, mode: int) -> np.ndarr
 def spatial_highpass(image: np.ndarray, diameter: float, spatial_hp_cp: float) -> np.ndarray:
     """Normalise to [0, 1] (1st-99th percentile, clipped) and subtract a Gaussian blur of sigma diameter * N.
 
-    (suite2p 0.14's `spatial_hp_cp`; suite2p 1.1.0 subtracts the blur twice, which looks like a slip: SPEC.md asks
-    for one subtraction.)
+    (suite2p 0.14's `spatial_hp_cp`; suite2p 1.1.0 subtracts the blur twice, which looks like a slip: the parameter
+    is defined with one subtraction, nextflow_schema.json.)
     """
     p1, p99 = np.percentile(image, 1), np.percentile(image, 99)
     img = np.clip((image - p1) / max(p99 - p1, 1e-12), 0, 1).astype(np.float32)

@@ -1,4 +1,4 @@
-"""The cell diameter a plane is segmented at when `--diameter` is 0 (SPEC.md section 3 step 2): estimated from the
+"""The cell diameter a plane is segmented at when `--diameter` is 0 (README, "Cell size"): estimated from the
 plane's own image for every model, never silently the model's training size.
 
 Two estimators, both working through the model itself:

@@ -1,4 +1,5 @@
-"""Summary images of a movie in one streaming pass (SPEC.md section 3 step 1, docs/architecture.md `summary.h5`).
+"""Summary images of a movie in one streaming pass (docs/output.md `meanImg` and `maxImg`, docs/architecture.md
+`summary.h5`).
 
 What suite2p 1.1.0 computes for anatomical (Cellpose) detection, and how it is reproduced here:
 

@@ -1,4 +1,5 @@
-// Writes the plane's extraction.h5 (SPEC.md section 4) and detected_ROIs.png, validated before the rename.
+// Writes the plane's extraction.h5 (docs/output.md), <plane>_extraction.h5 (external links to it) and
+// detected_ROIs.png; the file is validated before the rename.
 process MERGE {
     tag "${meta.id}"
     label 'process_single'
@@ -9,6 +10,7 @@ process MERGE {
     output:
     tuple val(meta), path('extraction/extraction.h5'), optional: true, emit: extraction
     path 'extraction/detected_ROIs.png',               optional: true, emit: figure
+    path 'extraction/*_extraction.h5',                 optional: true, emit: alias
     path 'plane_summary.json',                         optional: true, emit: plane_summary
     tuple val(meta), path('bad_input.txt'),            optional: true, emit: bad_input
     path 'versions.yml',                                               emit: versions
@@ -31,9 +33,10 @@ process MERGE {
     stub:
     """
     mkdir extraction
-    touch extraction/extraction.h5 extraction/detected_ROIs.png
+    touch extraction/extraction.h5 extraction/detected_ROIs.png \\
+        extraction/${PlaneStep.quote(meta.id + '_extraction.h5')}
     cat > plane_summary.json <<'END_OF_PLANE_SUMMARY'
-    ${groovy.json.JsonOutput.toJson([plane: meta.id, frames: 0, rois: 0, cells: 0, runtime_seconds: 0, warnings: []])}
+    ${groovy.json.JsonOutput.toJson([plane: meta.id, frames: 0, rois: 0, cells: 0, rois_baseline_at_or_below_zero: 0, runtime_seconds: 0, warnings: []])}
     END_OF_PLANE_SUMMARY
     printf '"%s":\\n    ophys_extraction: stub\\n' "${task.process}" > versions.yml
     """

@@ -1,4 +1,5 @@
-// One table for the session: every plane found, with frames, ROIs, cells and runtime, or why it failed.
+// One table for the session: every plane found, with frames, ROIs, cells and runtime, or why it failed
+// (summary.json, summary.csv), and summary.html, the overview with every plane's figure.
 process SESSION_SUMMARY {
     label 'process_single'
 
@@ -9,6 +10,7 @@ process SESSION_SUMMARY {
     output:
     path 'summary.json', emit: json
     path 'summary.csv',  emit: csv
+    path 'summary.html', emit: html
 
     script:
     // Plane ids arrive inside a quoted here-document (RunReport.runJson, one line of JSON): no shell parses them.
@@ -22,6 +24,7 @@ process SESSION_SUMMARY {
     stub:
     """
     echo '{"totals": {"planes": 0, "ok": 0, "failed": 0}, "planes": [], "stale_folders": []}' > summary.json
-    echo 'plane,status,frames,rois,cells,runtime_seconds,error,warnings' > summary.csv
+    echo 'plane,status,frames,rois,cells,rois_baseline_at_or_below_zero,runtime_seconds,error,warnings' > summary.csv
+    echo '<!DOCTYPE html><html><body>stub</body></html>' > summary.html
     """
 }

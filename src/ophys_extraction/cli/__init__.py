@@ -15,6 +15,7 @@ COMMANDS = {
     "segment": ("ophys_extraction.cli.segment", "summary.h5 -> segmentation.h5 (Cellpose 3)"),
     "extract": ("ophys_extraction.cli.extract", "movie + segmentation.h5 -> traces.h5 (suite2p)"),
     "merge": ("ophys_extraction.cli.merge", "summary/segmentation/traces.h5 -> extraction.h5 + detected_ROIs.png"),
+    "nwb": ("ophys_extraction.cli.nwb", "extraction.h5 -> <plane>.nwb (pynwb; never reads the movie)"),
     "compare": ("ophys_extraction.cli.compare", "are two runs' extraction.h5 datasets identical? (files or outdirs)"),
     "validate": ("ophys_extraction.cli.validate", "check extraction.h5 files against the schema"),
     "session-summary": ("ophys_extraction.cli.session_summary", "the run's summary.json/csv from plane summaries"),

@@ -1,4 +1,5 @@
-"""MERGE step: summary.h5 + segmentation.h5 + traces.h5 -> extraction.h5 and detected_ROIs.png (see SPEC.md 4)."""
+"""MERGE step: summary.h5 + segmentation.h5 + traces.h5 -> extraction.h5, <plane>_extraction.h5 (links to it) and
+detected_ROIs.png (docs/output.md)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ import h5py
 import numpy as np
 
 from ophys_extraction.merge import DETECTED_ROIS_PNG, EXTRACTION_H5, jsonable, merge, parse_params_json
+from ophys_extraction.schema import alias_name
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="merge.py", description=__doc__,
-        epilog=f"Writes DIR/{EXTRACTION_H5} and DIR/{DETECTED_ROIS_PNG} atomically; the file is validated against "
+        epilog=f"Writes DIR/{EXTRACTION_H5}, DIR/{alias_name('<plane_id>')} and DIR/{DETECTED_ROIS_PNG} atomically; "
+               "the file is validated against "
                "the schema (ophys_extraction.schema) before it is put in place.")
     parser.add_argument("--summary", required=True, type=Path, help="summary.h5 (SUMMARY_IMAGES step)")
     parser.add_argument("--segmentation", required=True, type=Path, help="segmentation.h5 (SEGMENT step)")
@@ -30,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="pipeline parameters (a JSON file or a JSON string), stored under 'pipeline' in the "
                              "`parameters` attribute")
     parser.add_argument("--plane_summary", default=None, type=Path, metavar="FILE",
-                        help="also write this JSON file (plane, frames, rois, cells, runtime_seconds, warnings) "
+                        help="also write this JSON file (plane, frames, rois, cells, rois_baseline_at_or_below_zero, "
+                             "runtime_seconds, warnings) "
                              "for the session summary; runtime_seconds is MERGE's time plus the `runtime_seconds` "
                              "attributes of the three inputs, where they have one")
     return parser
@@ -75,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         runtime = time.time() - t0 + upstream_runtime(args.summary, args.segmentation, args.traces)
         write_plane_summary(args.plane_summary, {"plane": result.plane_id, "frames": result.frames,
                                                  "rois": result.n_rois, "cells": result.n_cells,
+                                                 "rois_baseline_at_or_below_zero": result.n_low_baseline,
                                                  "runtime_seconds": round(runtime, 1),
                                                  "warnings": recorded_warnings(args.summary)})
     print(f"merge: {result.n_rois} ROIs -> {result.extraction}, {result.figure} in {time.time() - t0:.1f} s",

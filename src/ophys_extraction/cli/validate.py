@@ -1,4 +1,5 @@
-"""Check extraction.h5 files against the schema (SPEC.md section 4): `OK <file>` or one line per problem."""
+"""Check extraction.h5 (or <plane>_extraction.h5) files against the schema (docs/output.md): `OK <file>` or one line
+per problem."""
 
 from __future__ import annotations
 

@@ -1,0 +1,56 @@
+"""NWB step: extraction.h5 -> <plane>.nwb (pynwb), never the movie. The mapping is in docs/output.md."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+from ophys_extraction.errors import InputError
+from ophys_extraction.nwb import METADATA_KEYS, UNKNOWN, NwbOptions, output_name, read_metadata, write_nwb
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nwb.py", description=__doc__,
+        epilog="Writes DIR/<plane_id>.nwb atomically. Metadata file keys: "
+               + "; ".join(f"{key}: {text}" for key, text in METADATA_KEYS.items()))
+    parser.add_argument("extraction", type=Path, help="extraction.h5 (or <plane>_extraction.h5) of one plane")
+    parser.add_argument("--outdir", type=Path, default=None, metavar="DIR",
+                        help="folder to write <plane_id>.nwb into (default: the extraction file's folder)")
+    parser.add_argument("--indicator", default=UNKNOWN, help="calcium indicator, e.g. GCaMP6f")
+    parser.add_argument("--location", default=UNKNOWN,
+                        help="brain area of the imaging plane, e.g. VISp (Allen CCF acronym for mice)")
+    parser.add_argument("--pixel_size", type=float, default=None, metavar="UM",
+                        help="micrometres per pixel (the same in x and y); default: not recorded")
+    parser.add_argument("--metadata", type=Path, default=None, metavar="FILE",
+                        help="JSON file with what the pipeline cannot know: session start time, subject, ... "
+                             "(keys below); default: recorded as unknown")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    t0 = time.time()
+    if args.pixel_size is not None and not (math.isfinite(args.pixel_size) and args.pixel_size > 0):
+        raise InputError("--pixel_size", f"must be a number > 0 (micrometres per pixel), got {args.pixel_size}")
+    for name in ("indicator", "location"):
+        if not getattr(args, name).strip():
+            raise InputError(f"--{name}", "must not be empty (leave it out for 'unknown')")
+    metadata = read_metadata(args.metadata) if args.metadata is not None else {}
+    options = NwbOptions(indicator=args.indicator, location=args.location, pixel_size_um=args.pixel_size,
+                         metadata=metadata)
+    import h5py
+    try:
+        with h5py.File(args.extraction, "r") as handle:
+            plane_id = str(handle.attrs.get("plane_id", ""))
+    except OSError as err:
+        raise InputError(args.extraction, f"cannot be opened as HDF5 ({err})") from None
+    if not plane_id or "/" in plane_id:
+        raise InputError(args.extraction, f"plane_id attribute {plane_id!r} cannot name a file")
+    outdir = args.outdir if args.outdir is not None else args.extraction.parent
+    output = write_nwb(args.extraction, outdir / output_name(plane_id), options)
+    print(f"nwb: {args.extraction} -> {output} in {time.time() - t0:.1f} s", file=sys.stdout)
+    return 0
