@@ -11,7 +11,7 @@ from pathlib import Path
 
 
 from conftest import REPO
-from ophys_extraction.schema import validate
+from ophys_extraction.validation import validate
 
 NEXTFLOW = REPO / ".venv" / "bin" / "nextflow"
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from ophys_extraction import merge as merge_mod
-from ophys_extraction import qc, schema
+from ophys_extraction import qc, schema, validation
 from ophys_extraction.cli import main as dispatch
 from ophys_extraction.cli.merge import main as merge_main
 from ophys_extraction.cli.validate import main as validate_main
@@ -144,7 +144,7 @@ def merged(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Path], P
 
 def test_merged_file_passes_validation_and_keeps_the_data(merged):
     paths, out = merged
-    assert schema.validate(out) == []
+    assert validation.validate(out) == []
     with h5py.File(out, "r") as f, h5py.File(paths["traces"], "r") as tr, h5py.File(paths["summary"], "r") as sm:
         found: list[str] = []
         f.visititems(lambda name, obj: found.append(name) if isinstance(obj, h5py.Dataset) else None)
@@ -214,7 +214,7 @@ def test_read_as_the_allen_institute_tools_do(merged, tmp_path, monkeypatch):
     beside itself from any working directory."""
     extraction = merged[1]
     alias = extraction.parent / "plane_7_extraction.h5"
-    assert alias.stat().st_size < 16 * 1024 and schema.validate(alias) == []   # 6.7 KB measured 2026-12-02
+    assert alias.stat().st_size < 16 * 1024 and validation.validate(alias) == []   # 6.7 KB measured 2026-12-02
     # Another extraction.h5 in the working directory must not be the one the links reach.
     (tmp_path / "extraction.h5").write_bytes(b"")
     monkeypatch.chdir(tmp_path)
@@ -228,21 +228,21 @@ def test_validator_checks_the_link_file(tmp_path, merged):
     with h5py.File(alias, "a") as f:
         del f["iscell"]
         f["extra"] = h5py.ExternalLink("other.h5", "/extra")
-    problems = schema.validate(alias)
+    problems = validation.validate(alias)
     assert "iscell: no link to extraction.h5:/iscell" in problems
     assert "extra: not an external link to extraction.h5:/extra" in problems
     renamed = folder / "plane_8_extraction.h5"
     shutil.copy(merged[1].parent / "plane_7_extraction.h5", renamed)
-    assert schema.validate(renamed) == ["named plane_8_extraction.h5, but extraction.h5's plane_id gives "
+    assert validation.validate(renamed) == ["named plane_8_extraction.h5, but extraction.h5's plane_id gives "
                                         "plane_7_extraction.h5"]
     alone = tmp_path / "alone" / "plane_7_extraction.h5"
     alone.parent.mkdir()
     shutil.copy(merged[1].parent / "plane_7_extraction.h5", alone)
-    assert schema.validate(alone) == ["links to extraction.h5, which is not beside it"]
+    assert validation.validate(alone) == ["links to extraction.h5, which is not beside it"]
     with h5py.File(folder / "extraction.h5", "a") as f:
         del f["traces/std"]
     shutil.copy(merged[1].parent / "plane_7_extraction.h5", alias)
-    assert "extraction.h5: traces/std: missing dataset" in schema.validate(alias)
+    assert "extraction.h5: traces/std: missing dataset" in validation.validate(alias)
 
 
 def test_masks_relabelled_when_suite2p_dropped_an_roi(merged):
@@ -262,7 +262,7 @@ def test_zero_roi_plane_is_valid(tmp_path):
     paths = make_plane(tmp_path / "in", drop=(), n_labels=0)
     assert run_merge(paths, tmp_path / "out") == 0
     out = tmp_path / "out" / "extraction.h5"
-    assert schema.validate(out) == []
+    assert validation.validate(out) == []
     with h5py.File(out, "r") as f:
         assert f["traces/corrected"].shape == (0, FRAMES)
         assert f["rois/coords"].shape == (3, 0)
@@ -277,7 +277,7 @@ def test_all_rois_dropped_by_suite2p(tmp_path):
     assert run_merge(paths, tmp_path / "out") == 0
     with h5py.File(tmp_path / "out" / "extraction.h5", "r") as f:
         assert not f["cellpose/masks"][()].any()
-    assert schema.validate(tmp_path / "out" / "extraction.h5") == []
+    assert validation.validate(tmp_path / "out" / "extraction.h5") == []
 
 
 def test_missing_input_dataset_fails_in_one_line_and_leaves_nothing(tmp_path):
@@ -530,20 +530,20 @@ def test_validator_catches(tmp_path, merged, case):
     shutil.copy(merged[1], broken)
     with h5py.File(broken, "a") as f:
         _break(f, case)
-    problems = schema.validate(broken)
+    problems = validation.validate(broken)
     assert any(VALIDATOR_CASES[case] in p for p in problems), problems
     if case == "label mismatch":
         assert len(problems) == 2 and "ROI 0 expects label 1" in problems[0]   # both directions, nothing else
 
 
 def test_validator_on_files_that_are_not_extraction_files(tmp_path):
-    assert schema.validate(tmp_path / "nope.h5") == ["file does not exist"]
+    assert validation.validate(tmp_path / "nope.h5") == ["file does not exist"]
     junk = tmp_path / "junk.h5"
     junk.write_text("not hdf5")
-    assert schema.validate(junk)[0].startswith("cannot be opened as HDF5")
+    assert validation.validate(junk)[0].startswith("cannot be opened as HDF5")
     empty = tmp_path / "empty.h5"
     h5py.File(empty, "w").close()
-    problems = schema.validate(empty)
+    problems = validation.validate(empty)
     assert sum("missing dataset" in p for p in problems) == sum(spec.required for spec in schema.DATASETS)
 
 
@@ -552,7 +552,7 @@ def test_mutual_information_dataset_required_with_that_method(tmp_path, merged):
     shutil.copy(merged[1], broken)
     with h5py.File(broken, "a") as f:
         del f[schema.RAW_RCOEF]
-    assert any("missing (required with the mutual-information" in p for p in schema.validate(broken))
+    assert any("missing (required with the mutual-information" in p for p in validation.validate(broken))
 
 
 def test_suite2p_neuropil_plane_without_raw_rcoef_is_valid(tmp_path):

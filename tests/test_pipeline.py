@@ -17,7 +17,7 @@ import pytest
 
 from conftest import REPO, write_h5, write_processing_json
 from ophys_extraction.compare import compare_files
-from ophys_extraction.schema import validate
+from ophys_extraction.validation import validate
 from pipeline_runner import (NEXTFLOW, assert_same_extractions, command, nextflow_env, run_pipeline, task_dirs,
                              trace_rows)
 

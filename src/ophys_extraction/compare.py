@@ -12,7 +12,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from ophys_extraction.schema import iter_row_blocks
+from ophys_extraction.h5io import iter_row_blocks
 
 
 @dataclass

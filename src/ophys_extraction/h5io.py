@@ -1,4 +1,4 @@
-"""HDF5 output helpers shared by every step: atomic writes and compressed datasets."""
+"""HDF5 helpers shared by every step: atomic writes, compressed datasets, and reading a 2-D dataset in row blocks."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from ophys_extraction.errors import InputError
 
 # Arrays at least this large are gzip-compressed (docs/output.md).
 COMPRESS_MIN_BYTES = 64 * 1024
+# Rows of a (n_rois, frames) dataset are read this many bytes at a time, never the whole array.
+ROW_BLOCK_BYTES = 64 * 2**20
 
 
 @contextlib.contextmanager
@@ -45,3 +47,12 @@ def write_array(group: h5py.Group, name: str, data: np.ndarray, compress: bool =
     if compress and data.nbytes >= COMPRESS_MIN_BYTES:
         return group.create_dataset(name, data=data, compression="gzip", compression_opts=4, shuffle=True)
     return group.create_dataset(name, data=data)
+
+
+def iter_row_blocks(dset: h5py.Dataset, block_bytes: int = ROW_BLOCK_BYTES) -> Iterator[tuple[int, np.ndarray]]:
+    """(first row, rows) blocks of a 2-D dataset, each at most about `block_bytes` bytes."""
+    n_rows = dset.shape[0]
+    row_bytes = max(1, int(np.prod(dset.shape[1:], dtype=np.int64)) * dset.dtype.itemsize)
+    step = max(1, block_bytes // row_bytes)
+    for start in range(0, n_rows, step):
+        yield start, dset[start:start + step]

@@ -6,7 +6,7 @@ relabelled through traces.h5's `labels` so that ROI i is label i+1 (labels of dr
 names of `schema.LINKS` are hard links (no data stored twice). File attributes: `plane_id`, `parameters` (JSON:
 every step's attributes and the pipeline parameters), `versions` (JSON: package versions), `frame_rate` when
 summary.h5 has it. No timestamps: the same inputs give the same file contents. The output is validated with
-`schema.validate` before it is renamed into place; a failure there is a bug. Beside it, `<plane>_extraction.h5`
+`validation.validate` before it is renamed into place; a failure there is a bug. Beside it, `<plane>_extraction.h5`
 (`write_alias`) links to it under the name the original capsule's newer versions use. docs/output.md describes it all.
 """
 
@@ -22,9 +22,9 @@ from typing import Any
 import h5py
 import numpy as np
 
-from ophys_extraction import schema
+from ophys_extraction import schema, validation
 from ophys_extraction.errors import InputError
-from ophys_extraction.h5io import COMPRESS_MIN_BYTES, atomic_h5, write_array
+from ophys_extraction.h5io import COMPRESS_MIN_BYTES, atomic_h5, iter_row_blocks, write_array
 from ophys_extraction.schema import EXTRACTION_H5
 
 DETECTED_ROIS_PNG = "detected_ROIs.png"
@@ -196,7 +196,7 @@ def _copy_rows(dst: h5py.Group, path: str, src: h5py.Dataset) -> None:
     rows = int(min(n_rows, max(1, TRACE_CHUNK_ELEMENTS // cols)))
     out = dst.create_dataset(path, shape=src.shape, dtype=src.dtype, chunks=(rows, cols),
                              compression="gzip", compression_opts=4, shuffle=True)
-    for start, block in schema.iter_row_blocks(src):
+    for start, block in iter_row_blocks(src):
         out[start:start + block.shape[0]] = block
 
 
@@ -272,7 +272,7 @@ def merge(summary: str | Path, segmentation: str | Path, traces: str | Path, out
                 if isinstance(frame_rate, (int, float)):
                     out.attrs["frame_rate"] = float(frame_rate)
                 out.flush()
-                problems = schema.validate(out)
+                problems = validation.validate(out)
                 if problems:
                     raise SchemaError(f"{out_h5}: merged file violates the schema ({len(problems)} problem(s)): "
                                       + "; ".join(problems))

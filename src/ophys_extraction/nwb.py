@@ -29,8 +29,9 @@ from typing import Any
 import h5py
 import numpy as np
 
-from ophys_extraction import schema
+from ophys_extraction import schema, validation
 from ophys_extraction.errors import InputError
+from ophys_extraction.h5io import iter_row_blocks
 
 UNKNOWN = "unknown"
 UNKNOWN_START = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -144,7 +145,7 @@ def identifier(extraction: h5py.File, options: NwbOptions) -> str:
                              sort_keys=True, default=str).encode())
     for path in ("rois/coords", "rois/data"):
         digest.update(np.ascontiguousarray(extraction[path][()]).tobytes())
-    for _, block in schema.iter_row_blocks(extraction["traces/corrected"]):
+    for _, block in iter_row_blocks(extraction["traces/corrected"]):
         digest.update(np.ascontiguousarray(block).tobytes())
     return str(uuid.UUID(bytes=digest.digest()[:16], version=5))
 
@@ -305,7 +306,7 @@ def write_nwb(extraction_path: Path, output: Path, options: NwbOptions) -> Path:
 
     from pynwb import NWBHDF5IO
 
-    problems = schema.validate(extraction_path)
+    problems = validation.validate(extraction_path)
     if problems:
         raise InputError(extraction_path, f"not a valid extraction.h5 ({len(problems)} problem(s), first: "
                                           f"{problems[0]}; see `ophys-extraction validate`)")

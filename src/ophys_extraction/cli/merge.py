@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="merge.py", description=__doc__,
         epilog=f"Writes DIR/{EXTRACTION_H5}, DIR/{alias_name('<plane_id>')} and DIR/{DETECTED_ROIS_PNG} atomically; "
                "the file is validated against "
-               "the schema (ophys_extraction.schema) before it is put in place.")
+               "the schema (ophys_extraction.validation) before it is put in place.")
     parser.add_argument("--summary", required=True, type=Path, help="summary.h5 (SUMMARY_IMAGES step)")
     parser.add_argument("--segmentation", required=True, type=Path, help="segmentation.h5 (SEGMENT step)")
     parser.add_argument("--traces", required=True, type=Path, help="traces.h5 (EXTRACT step)")

@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ophys_extraction.schema import validate
+from ophys_extraction.validation import validate
 
 
 def build_parser() -> argparse.ArgumentParser:
