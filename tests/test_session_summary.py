@@ -11,7 +11,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from ophys_extraction.cli.session_summary import main
-from ophys_extraction.session import NO_REASON
+from ophys_extraction.session_summary import NO_REASON
 
 ODD_IDS = ["plane 0", "é日本, \"quoted\" <b>&", "a$(touch x);b", "-dash"]
 

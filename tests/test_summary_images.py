@@ -20,7 +20,7 @@ from conftest import REPO, write_h5
 from ophys_extraction.cli.summary_images import main
 from ophys_extraction.errors import run_cli
 from ophys_extraction.movie import open_movie
-from ophys_extraction.summary import SummaryImages, compute_summary_images
+from ophys_extraction.summary_images import SummaryImages, compute_summary_images
 
 DATASETS = ("meanImg", "maxImg", "max_mean_ratio", "meanImgE")
 ATTRS = ("movie", "n_frames", "height", "width", "frame_rate", "bin_duration", "bin_size", "n_bins", "denoise")

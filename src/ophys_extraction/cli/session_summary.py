@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from ophys_extraction.errors import InputError
-from ophys_extraction.session import write_session_summary
+from ophys_extraction.session_summary import write_session_summary
 
 
 def main(argv: list[str] | None = None) -> int:

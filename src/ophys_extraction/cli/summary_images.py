@@ -17,7 +17,7 @@ from pathlib import Path
 from ophys_extraction.errors import InputError
 from ophys_extraction.h5io import atomic_h5, write_array
 from ophys_extraction.movie import open_movie, recording_warnings
-from ophys_extraction.summary import DEFAULT_BIN_DURATION, compute_summary_images
+from ophys_extraction.summary_images import DEFAULT_BIN_DURATION, compute_summary_images
 
 
 def _parser() -> argparse.ArgumentParser:
