@@ -20,7 +20,7 @@ from ophys_extraction.metrics import (core_ratio, dark_spot_density, false_posit
 from ophys_extraction.segmentation import SegmentationParams, relabel_sequential
 from ophys_extraction.segmentation_input import (IMAGE_MODES, SUMMARY_DATASETS, mean_weights, prepare_image,
                                                  spatial_highpass)
-from ophys_extraction.summary import enhanced_mean_image, max_mean_ratio
+from ophys_extraction.summary_images import enhanced_mean_image, max_mean_ratio
 from ophys_extraction.synthetic import make_training_image
 from ophys_extraction.training.data import SYNTH_EVAL_SEED0
 
