@@ -20,7 +20,7 @@ from conftest import REPO, write_h5
 from ophys_extraction.cli.summary_images import main
 from ophys_extraction.errors import run_cli
 from ophys_extraction.movie import open_movie
-from ophys_extraction.summary_images import SummaryImages, compute_summary_images
+from ophys_extraction.summary_images import SummaryImages, SummaryImagesOptions, compute_summary_images
 
 DATASETS = ("meanImg", "maxImg", "max_mean_ratio", "meanImgE")
 ATTRS = ("movie", "n_frames", "height", "width", "frame_rate", "bin_duration", "bin_size", "n_bins", "denoise")
@@ -58,11 +58,11 @@ def synthetic_movie(n_frames: int, height: int, width: int, seed: int = 0, dtype
     return movie.astype(dtype)
 
 
-def run_summary(path: Path, frame_rate: float, bin_duration: float, chunk: int | None = None,
+def run_summary(path: Path, frame_rate: float, bin_duration: float, chunk: int = 0, denoise: bool = False,
                 **kwargs) -> SummaryImages:
+    options = SummaryImagesOptions(bin_duration=bin_duration, denoise=denoise, chunk_frames=chunk)
     with open_movie(path) as (dset, info):
-        return compute_summary_images(dset, info, frame_rate, bin_duration=bin_duration,
-                                      n_frames_per_chunk=chunk, **kwargs)
+        return compute_summary_images(dset, info, frame_rate, options, **kwargs)
 
 
 def reference(s2p, movie: np.ndarray, bin_size: int, denoise: bool = False, binned: np.ndarray | None = None
@@ -125,7 +125,7 @@ def test_matches_suite2p(s2p, movie_300, bin_duration: float, bin_size: int, chu
 
 def test_result_independent_of_chunk_size(movie_300) -> None:
     path, _ = movie_300
-    results = [run_summary(path, 30.0, 1.0, chunk) for chunk in (1, 11, 30, 299, 300, None)]
+    results = [run_summary(path, 30.0, 1.0, chunk) for chunk in (1, 11, 30, 299, 300, 0)]
     for other in results[1:]:
         for name in ("mean_img", "max_img", "max_mean_ratio", "mean_img_e", "mean_binned"):
             np.testing.assert_array_equal(getattr(other, name), getattr(results[0], name))
@@ -237,7 +237,7 @@ def test_cli_error_mid_stream_with_denoise_cleans_up(tmp_path: Path, capsys) -> 
 
 
 @pytest.mark.parametrize("argv,subject", [(["--bin_duration", "0"], "--bin_duration"),
-                                          (["--chunk_frames", "0"], "--chunk_frames")])
+                                          (["--chunk_frames", "-1"], "--chunk_frames")])
 def test_cli_bad_parameters(movie_300, tmp_path: Path, capsys, argv: list[str], subject: str) -> None:
     path, _ = movie_300
     err = _cli_error(["--movie", str(path), "--output", str(tmp_path / "s.h5"), "--frame_rate", "10", *argv],

@@ -75,6 +75,8 @@ ROI_CHUNK = 16                # ROIs per HDF5 chunk of the traces
 
 @dataclass(frozen=True)
 class NwbOptions:
+    """NWB's options and their defaults (the only place they are written; nextflow_schema.json mirrors them,
+    tests/test_parameters.py checks that). `metadata` is the contents of the --nwb_metadata file."""
     indicator: str = UNKNOWN
     location: str = UNKNOWN
     pixel_size_um: float | None = None          # micrometres per pixel (x and y)

@@ -44,6 +44,7 @@ class SegmentationParams:
     cellprob_threshold: float = 0.0
     flow_threshold: float = 1.5
     spatial_hp_cp: float = 0.0
+    device: str = "auto"             # auto = cuda if torch sees a GPU, else cpu (resolve_device)
 
     def validate(self) -> None:
         if self.anatomical_only not in IMAGE_MODES:

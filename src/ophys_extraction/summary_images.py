@@ -47,9 +47,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from ophys_extraction.errors import InputError
 from ophys_extraction.movie import MovieInfo, chunk_frames, iter_chunks, prefetch
 
-DEFAULT_BIN_DURATION = 3.7  # seconds per bin (Allen's capsule)
 HIGHPASS_TIME = 100  # suite2p 1.1.0 settings["detection"]["highpass_time"] (bins; >= 10 means rolling-mean filter)
 DENOISE_BLOCK_SIZE = (64, 64)  # suite2p 1.1.0 settings["detection"]["block_size"]
 DENOISE_N_COMPS_FRAC = 0.5  # hard-coded by suite2p's detection_wrapper
@@ -320,26 +320,41 @@ def _denoised_projections_impl(PCA, binned: h5py.Dataset, work: h5py.File, mov_m
 # entry point
 # ---------------------------------------------------------------------------------------------------------------
 
-def compute_summary_images(dset: h5py.Dataset, info: MovieInfo, frame_rate: float,
-                           bin_duration: float = DEFAULT_BIN_DURATION, denoise: bool = False,
-                           n_frames_per_chunk: int | None = None, tmp_dir: str | Path | None = None,
-                           highpass_time: int = HIGHPASS_TIME, tile_bytes: int = DEFAULT_TILE_BYTES
-                           ) -> SummaryImages:
-    """All summary images of an opened movie, reading it once in chunks of `n_frames_per_chunk` frames.
+@dataclass(frozen=True)
+class SummaryImagesOptions:
+    """SUMMARY_IMAGES' options and their defaults (the only place they are written; nextflow_schema.json mirrors
+    them, tests/test_parameters.py checks that)."""
+    bin_duration: float = 3.7  # seconds per bin (Allen's capsule)
+    denoise: bool = False      # PCA-denoise the binned movie before the projections (suite2p's denoise)
+    chunk_frames: int = 0      # frames per read; 0 = about 16 MiB in whole HDF5 chunks (movie.chunk_frames)
 
-    Memory: a few frame-sized arrays plus one chunk of the movie. With `denoise`, the binned movie is written to a
-    temporary HDF5 file in `tmp_dir` (default: the system temp dir), deleted before returning.
+    def validate(self) -> None:
+        """Values that cannot work: one InputError naming the option."""
+        if not (math.isfinite(self.bin_duration) and self.bin_duration > 0):
+            raise InputError("--bin_duration", f"must be a positive number of seconds, got {self.bin_duration}")
+        if self.chunk_frames < 0:
+            raise InputError("--chunk_frames", f"must be >= 0, got {self.chunk_frames}")
+
+
+def compute_summary_images(dset: h5py.Dataset, info: MovieInfo, frame_rate: float,
+                           options: SummaryImagesOptions = SummaryImagesOptions(),
+                           tmp_dir: str | Path | None = None, highpass_time: int = HIGHPASS_TIME,
+                           tile_bytes: int = DEFAULT_TILE_BYTES) -> SummaryImages:
+    """All summary images of an opened movie, reading it once in chunks of `options.chunk_frames` frames.
+
+    Memory: a few frame-sized arrays plus one chunk of the movie. With `options.denoise`, the binned movie is written
+    to a temporary HDF5 file in `tmp_dir` (default: the system temp dir), deleted before returning.
     """
     if highpass_time < 10:
         raise ValueError("highpass_time < 10 selects suite2p's Gaussian high-pass, which is not implemented")
-    bin_size = bin_size_for(bin_duration, frame_rate, info.n_frames)
+    bin_size = bin_size_for(options.bin_duration, frame_rate, info.n_frames)
     n_bins = info.n_frames // bin_size
-    chunk = n_frames_per_chunk or chunk_frames(info, dset)
+    chunk = options.chunk_frames or chunk_frames(info, dset)
     tmp_path = None
     work = None
     try:
         binned = None
-        if denoise:
+        if options.denoise:
             fd, name = tempfile.mkstemp(prefix=".summary-binned-", suffix=".h5", dir=tmp_dir)
             os.close(fd)
             tmp_path = Path(name)
@@ -355,7 +370,7 @@ def compute_summary_images(dset: h5py.Dataset, info: MovieInfo, frame_rate: floa
             stream.add(block)
             del block
         mean_img, mean_binned = stream.finish(info.n_frames)
-        if denoise:
+        if options.denoise:
             mean_binned, max_img = _denoised_projections(binned, work, mean_binned, highpass_time, tile_bytes)
         else:
             max_img = stream.max_img

@@ -9,7 +9,9 @@ import time
 from pathlib import Path
 
 from ophys_extraction.errors import InputError
-from ophys_extraction.nwb import METADATA_KEYS, UNKNOWN, NwbOptions, output_name, read_metadata, write_nwb
+from ophys_extraction.nwb import METADATA_KEYS, NwbOptions, output_name, read_metadata, write_nwb
+
+DEFAULTS = NwbOptions()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,10 +22,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("extraction", type=Path, help="extraction.h5 (or <plane>_extraction.h5) of one plane")
     parser.add_argument("--outdir", type=Path, default=None, metavar="DIR",
                         help="folder to write <plane_id>.nwb into (default: the extraction file's folder)")
-    parser.add_argument("--indicator", default=UNKNOWN, help="calcium indicator, e.g. GCaMP6f")
-    parser.add_argument("--location", default=UNKNOWN,
+    parser.add_argument("--indicator", default=DEFAULTS.indicator, help="calcium indicator, e.g. GCaMP6f")
+    parser.add_argument("--location", default=DEFAULTS.location,
                         help="brain area of the imaging plane, e.g. VISp (Allen CCF acronym for mice)")
-    parser.add_argument("--pixel_size", type=float, default=None, metavar="UM",
+    parser.add_argument("--pixel_size", type=float, default=DEFAULTS.pixel_size_um, metavar="UM",
                         help="micrometres per pixel (the same in x and y); default: not recorded")
     parser.add_argument("--metadata", type=Path, default=None, metavar="FILE",
                         help="JSON file with what the pipeline cannot know: session start time, subject, ... "

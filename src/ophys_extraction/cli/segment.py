@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--spatial_hp_cp", type=float, default=DEFAULTS.spatial_hp_cp,
                         help="if > 0: normalise the image to [0, 1] and subtract a Gaussian blur of sigma "
                              "diameter * N")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+    parser.add_argument("--device", default=DEFAULTS.device, choices=["auto", "cpu", "cuda"],
                         help="auto = cuda if torch sees a GPU, else cpu")
     return parser
 
@@ -108,12 +108,12 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     params = SegmentationParams(anatomical_only=args.anatomical_only, diameter=args.diameter,
                                 cellprob_threshold=args.cellprob_threshold, flow_threshold=args.flow_threshold,
-                                spatial_hp_cp=args.spatial_hp_cp)
+                                spatial_hp_cp=args.spatial_hp_cp, device=args.device)
     params.validate()
     images = read_summary(args.summary, required_datasets(params.anatomical_only))
 
     # torch and Cellpose are imported only now: `--help` and input errors stay fast.
-    device = segmentation.resolve_device(args.device)
+    device = segmentation.resolve_device(params.device)
     import cellpose.models  # noqa: F401 - here, so that its import is timed apart from the model load
     t1 = time.perf_counter()
     seconds = {"reading, imports": t1 - t0}

@@ -1,6 +1,6 @@
 """SUMMARY_IMAGES: one streaming pass over a movie -> summary.h5 (docs/architecture.md).
 
-    summary_images.py --movie PATH --output summary.h5 --frame_rate HZ [--bin_duration 3.7] [--denoise]
+    summary_images.py --movie PATH --output summary.h5 --frame_rate HZ [--bin_duration S] [--denoise]
                       [--chunk_frames N]
 """
 
@@ -12,15 +12,18 @@ import math
 import os
 import sys
 import time
+from dataclasses import fields
 from pathlib import Path
 
 from ophys_extraction.errors import InputError
 from ophys_extraction.h5io import atomic_h5, write_array
 from ophys_extraction.movie import open_movie, recording_warnings
-from ophys_extraction.summary_images import DEFAULT_BIN_DURATION, compute_summary_images
+from ophys_extraction.summary_images import SummaryImagesOptions, compute_summary_images
+
+DEFAULTS = SummaryImagesOptions()
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="summary_images.py",
         description="Summary images of a registered movie (mean, high-passed max projection, max/mean ratio, "
@@ -30,12 +33,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", required=True, type=Path, help="summary.h5 to write")
     parser.add_argument("--frame_rate", type=float, required=True,
                         help="frames per second (the pipeline finds it for each plane: lib/PlaneFinder.groovy)")
-    parser.add_argument("--bin_duration", type=float, default=DEFAULT_BIN_DURATION,
+    parser.add_argument("--bin_duration", type=float, default=DEFAULTS.bin_duration,
                         help="seconds per temporal bin (default %(default)s)")
-    parser.add_argument("--denoise", action="store_true",
+    parser.add_argument("--denoise", action="store_true", default=DEFAULTS.denoise,
                         help="PCA-denoise the binned movie before the projections (suite2p's 'denoise')")
-    parser.add_argument("--chunk_frames", type=int, default=None,
-                        help="frames read at once (default: about 16 MiB of float32 frames)")
+    parser.add_argument("--chunk_frames", type=int, default=DEFAULTS.chunk_frames,
+                        help="frames read at once; 0 = about 16 MiB of float32 frames in whole HDF5 chunks "
+                             "(default %(default)s)")
     return parser
 
 
@@ -47,19 +51,15 @@ def _scratch_dir(output: Path) -> Path | None:
 
 def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     if not (math.isfinite(args.frame_rate) and args.frame_rate > 0):
         raise InputError("--frame_rate", f"must be a positive number of frames per second, got {args.frame_rate}")
-    if not (math.isfinite(args.bin_duration) and args.bin_duration > 0):
-        raise InputError("--bin_duration", f"must be a positive number of seconds, got {args.bin_duration}")
-    if args.chunk_frames is not None and args.chunk_frames < 1:
-        raise InputError("--chunk_frames", f"must be at least 1, got {args.chunk_frames}")
+    options = SummaryImagesOptions(**{field.name: getattr(args, field.name) for field in fields(SummaryImagesOptions)})
+    options.validate()
     frame_rate = args.frame_rate
     with open_movie(args.movie) as (dset, info):
-        images = compute_summary_images(dset, info, frame_rate, bin_duration=args.bin_duration,
-                                        denoise=args.denoise, n_frames_per_chunk=args.chunk_frames,
-                                        tmp_dir=_scratch_dir(args.output))
-    warnings = recording_warnings(info, frame_rate, images.n_bins, args.bin_duration)
+        images = compute_summary_images(dset, info, frame_rate, options, tmp_dir=_scratch_dir(args.output))
+    warnings = recording_warnings(info, frame_rate, images.n_bins, options.bin_duration)
     with atomic_h5(args.output) as handle:
         write_array(handle, "meanImg", images.mean_img)
         write_array(handle, "maxImg", images.max_img)
@@ -72,10 +72,10 @@ def main(argv: list[str] | None = None) -> int:
             "height": info.height,
             "width": info.width,
             "frame_rate": frame_rate,
-            "bin_duration": args.bin_duration,
+            "bin_duration": options.bin_duration,
             "bin_size": images.bin_size,
             "n_bins": images.n_bins,
-            "denoise": bool(args.denoise),
+            "denoise": bool(options.denoise),
             # Carried into plane_summary.json by MERGE, so the session summary lists them.
             "warnings": json.dumps(warnings),
             "runtime_seconds": time.perf_counter() - started,
