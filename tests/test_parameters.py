@@ -25,11 +25,11 @@ from ophys_extraction.extraction import ExtractionOptions
 from ophys_extraction.nwb import NwbOptions
 from ophys_extraction.segmentation import SegmentationParams
 from ophys_extraction.summary_images import SummaryImagesOptions
+from test_step_options import config_block
 
 SCHEMA = json.loads((REPO / "nextflow_schema.json").read_text())
 SCHEMA_DEFAULTS = {name: spec.get("default") for group in SCHEMA["$defs"].values()
                    for name, spec in group["properties"].items()}
-MODULES_CONFIG = (REPO / "conf" / "modules.config").read_text()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,16 +60,9 @@ STEPS = {
 }
 
 
-def _config_block(process: str) -> str:
-    """The text of `withName: '<process>' { ... }` in conf/modules.config (up to the next withName)."""
-    match = re.search(rf"^\s*withName: '{process}' \{{(.*?)(?=^\s*withName:|\Z)", MODULES_CONFIG, re.S | re.M)
-    assert match, process
-    return match.group(1)
-
-
 def parameter_of_option(process: str) -> dict[str, str]:
     """{step option: schema parameter} as conf/modules.config builds the process's ext.args."""
-    block = _config_block(process)
+    block = config_block(process)
     pairs = re.findall(r"--(\w+)[ =][^\n]*?params\.(\w+)", block)                      # "--x ${params.y}"
     pairs += [(option, name) for name, option in
               re.findall(r"params\.(\w+)\.toString\(\) == 'true' \? '--(\w+)'", block)]  # flags

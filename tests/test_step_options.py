@@ -30,7 +30,7 @@ def _options(text: str) -> set[str]:
     return set(re.findall(r"(?<![\w-])--([a-z][a-z0-9_]*)", text))
 
 
-def _config_block(process: str) -> str:
+def config_block(process: str) -> str:
     """The text of `withName: '<process>' { ... }` in conf/modules.config (up to the next withName)."""
     match = re.search(rf"^\s*withName: '{process}' \{{(.*?)(?=^\s*withName:|\Z)", MODULES_CONFIG, re.S | re.M)
     assert match, process
@@ -39,7 +39,7 @@ def _config_block(process: str) -> str:
 
 def _config_options(process: str) -> set[str]:
     """Options modules.config can give the process: literal --name, and the names of a list it turns into --name."""
-    block = _config_block(process)
+    block = config_block(process)
     lists = re.findall(r"\[([\s',a-z0-9_]+)\]\s*\.findAll \{ params\[it\] != null \}\.collect \{ \"--\$\{it\} ", block)
     return _options(block) | {name for names in lists for name in re.findall(r"'([a-z0-9_]+)'", names)}
 
