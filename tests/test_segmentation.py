@@ -163,8 +163,9 @@ def test_other_image_modes_run(tmp_path, mode):
 
 # Recall of SEGMENT with --diameter 0 on one held-out 192 x 192 plane per cell size (realistic family, demo noise,
 # cells covering ~25% of the field), with the bundled model and its size model. Regression pins of the measured
-# state (measured 2026-12-02, commit of issue 14): a little below each measured value, which is in the comment.
-SIZE_RECALL_FLOORS = {7.0: 0.0, 10.0: 0.0, 14.0: 0.0, 20.0: 0.0}
+# state, a little below each measured value (measured 2026-12-02 with the bundled model and ophys_cp3_size.npy:
+# 7 px 0.606 of 165 cells, 10 px 0.781 of 114, 14 px 0.586 of 58, 20 px 0.704 of 27; estimates within 4%).
+SIZE_RECALL_FLOORS = {7.0: 0.59, 10.0: 0.76, 14.0: 0.55, 20.0: 0.66}
 # Issue 14's target for the diameter estimate.
 DIAMETER_TOLERANCE = 0.15
 
