@@ -22,9 +22,10 @@ if (params.help) {
 // Everything that can be checked before a task runs is checked here, and stops the run with one line each.
 def paramProblems = ParamsChecker.problems(params, schemaFile)
 if (!paramProblems) {
-    // Stub runs load no model; in a container the built-in weights are the image's.
+    // Stub runs load no model; in a container the built-in weights, and model files not on this machine, are the image's.
+    def inContainer = ModelChecker.inContainer(workflow.session.config, workflow.containerEngine)
     def weightsDir = workflow.stubRun ? null : ModelChecker.weightsDir(workflow.session.config, workflow.containerEngine)
-    def modelProblem = ModelChecker.problem(params.pretrained_model.toString(), weightsDir)
+    def modelProblem = ModelChecker.problem(params.pretrained_model.toString(), weightsDir, inContainer)
     if (modelProblem) paramProblems << modelProblem
     if ((params.input == null) == (params.input_dir == null)) {
         paramProblems << "give the planes either as --input_dir <folder> or as --input <samplesheet.csv>, ${params.input == null ? 'neither was given' : 'not both'} (see --help)"

@@ -22,12 +22,14 @@ class ModelChecker {
 
     /**
      * The problem with `spec`, or null. `weightsDir`: Cellpose's model folder where the tasks will look for a
-     * built-in model's weights, or null when they run in a container (nothing to check here).
+     * built-in model's weights, or null when they run in a container (nothing to check here). `inContainer`: a
+     * model file that is not on this machine may be the image's (e.g. /opt/cellpose/models/<file>); SEGMENT checks
+     * it there, with the same one-line error.
      */
-    static String problem(String spec, Path weightsDir) {
+    static String problem(String spec, Path weightsDir, boolean inContainer) {
         spec = spec?.trim()
         if (!spec) return "--pretrained_model is empty: pass a Cellpose 3 model name (e.g. cyto3) or a model file"
-        if (isFile(spec)) return fileProblem(spec, path(spec))
+        if (isFile(spec)) return inContainer && !Files.exists(path(spec)) ? null : fileProblem(spec, path(spec))
         if (weightsDir == null) return null
         String weights = OLD_STYLE.contains(spec) ? "${spec}torch_0" : spec
         if (Files.isRegularFile(weightsDir.resolve(weights))) return null
@@ -60,11 +62,16 @@ class ModelChecker {
         return null
     }
 
+    /** Whether the tasks run in a container: a container engine is enabled, or the executor always uses one. */
+    static boolean inContainer(Map config, String containerEngine) {
+        String executor = (config.process instanceof Map ? config.process.executor : null) ?: 'local'
+        return containerEngine || executor in CONTAINER_EXECUTORS
+    }
+
     /** Cellpose's model folder as the tasks will see it: CELLPOSE_LOCAL_MODELS_PATH (Nextflow's env scope, else this
      * process's environment), else ~/.cellpose/models; null when tasks run in a container. */
     static Path weightsDir(Map config, String containerEngine) {
-        String executor = (config.process instanceof Map ? config.process.executor : null) ?: 'local'
-        if (containerEngine || executor in CONTAINER_EXECUTORS) return null
+        if (inContainer(config, containerEngine)) return null
         String dir = (config.env instanceof Map ? config.env.CELLPOSE_LOCAL_MODELS_PATH : null) ?:
                      System.getenv('CELLPOSE_LOCAL_MODELS_PATH')
         return dir ? Paths.get(dir) : Paths.get(System.getProperty('user.home'), '.cellpose', 'models')

@@ -358,17 +358,22 @@ def test_pipeline_bad_model_stops_before_any_task(tmp_path: Path, model, problem
 
 @pytest.mark.nextflow
 @pytest.mark.skipif(not NEXTFLOW.exists(), reason="run `make install` first")
-def test_pipeline_builtin_model_is_not_looked_up_here_with_a_container_profile(tmp_path: Path) -> None:
-    """With docker the weights are the image's: the same built-in name passes the start checks (the run then stops
-    at the next check, the missing input folder, before any container is started)."""
+@pytest.mark.parametrize("model, message", [
+    ("cyto3", "no weights of a built-in Cellpose model 'cyto3'"),
+    ("/opt/cellpose/models/ophys_cp3", "model file not found"),        # make container-test's model in the image
+])
+def test_pipeline_model_is_not_looked_up_here_with_a_container_profile(tmp_path: Path, model: str,
+                                                                        message: str) -> None:
+    """With a container profile the weights, and a model file this machine lacks, are the image's: they pass the
+    start checks (the run then stops at the next check, the missing input folder, before any container starts)."""
     config = tmp_path / "models.config"
     config.write_text(f"env.CELLPOSE_LOCAL_MODELS_PATH = '{tmp_path / 'empty_models'}'\n")
     missing_input = tmp_path / "no_input"
-    for profile, model_error in (("test", True), ("test,docker", False)):
+    for profile, model_error in (("test", True), ("test,docker", False), ("test,podman", False)):
         run = run_pipeline(tmp_path / profile, "-c", str(config), "-profile", profile, "--input_dir",
-                           str(missing_input), "--pretrained_model", "cyto3", timeout=300)
+                           str(missing_input), "--pretrained_model", model, timeout=300)
         assert run.returncode == 1
-        assert ("no weights of a built-in Cellpose model 'cyto3'" in run.output) == model_error, run.output
+        assert (message in run.output) == model_error, run.output
         assert ("input directory does not exist" in run.output) != model_error, run.output
 
 
