@@ -1,5 +1,5 @@
-"""Cell diameter estimation for `--diameter 0` (sizing.py): the size-model regression, its file, and the scan's
-choice rule. The real Cellpose estimates on synthetic planes of several sizes are in test_segmentation.py."""
+"""Cell diameter estimation for `--diameter 0` (sizing.py): the size-model regression, its file, and the search for
+the least flow error. The real Cellpose estimates on held-out planes are in test_segmentation.py."""
 
 from __future__ import annotations
 
@@ -8,18 +8,6 @@ import pytest
 
 from ophys_extraction import sizing
 from ophys_extraction.errors import InputError
-from ophys_extraction.rois import median_mask_diameter
-
-
-def disks(diameter: float, n: int = 9, size: int = 160) -> np.ndarray:
-    """A label image of n disks of this diameter on a grid."""
-    labels = np.zeros((size, size), np.int32)
-    yy, xx = np.mgrid[0:size, 0:size]
-    step = size // 3
-    for i in range(n):
-        cy, cx = step // 2 + step * (i // 3), step // 2 + step * (i % 3)
-        labels[(yy - cy) ** 2 + (xx - cx) ** 2 <= (diameter / 2) ** 2] = i + 1
-    return labels
 
 
 def test_size_model_predicts_cellposes_regression_and_round_trips(tmp_path):
@@ -52,28 +40,52 @@ def test_a_bad_size_model_file_is_one_clear_error(tmp_path, content):
     assert str(path) in str(err.value) and "size model" in str(err.value)
 
 
-def test_refine_takes_the_median_mask_diameter_or_keeps_the_guess_when_nothing_is_found():
-    assert sizing.refine(lambda d: disks(15.0), 10.0) == pytest.approx(median_mask_diameter(disks(15.0)))
-    assert abs(sizing.refine(lambda d: disks(15.0), 10.0) - 15.0) < 1.0
-    assert sizing.refine(lambda d: np.zeros((50, 50), np.int32), 10.0) == 10.0
+def peaked(centre: float, calls: list[float] | None = None):
+    """What a model finds at each diameter when it segments best at `centre`: 100 masks, consistent in proportion
+    to how close (in log diameter) the candidate is; records the diameters it is asked for."""
+    def evaluate(d: float) -> sizing.Found:
+        if calls is not None:
+            calls.append(d)
+        return sizing.Found(100, 100 * float(np.exp(-(np.log(d) - np.log(centre)) ** 2)))
+    return evaluate
 
 
-def test_scan_keeps_the_candidate_with_the_most_cells_and_refines_it():
-    # A segmenter that finds 9 cells of 14 px near 12-17 px and fewer elsewhere.
-    found = {6.0: 2, 8.5: 5, 12.0: 9, 17.0: 9, 24.0: 4, 34.0: 0}
-    calls = []
-
-    def segment(d):
-        calls.append(d)
-        return disks(14.0, found[d])
-
-    diameter, counts = sizing.scan(segment)
-    assert calls == list(sizing.SCAN_DIAMETERS)
-    assert counts == found
-    assert abs(diameter - 14.0) < 1.0          # ties (12 and 17: 9 cells each) go to the smaller; refined to 14
+def test_found_weighs_each_mask_by_its_flow_error_and_the_quality_is_an_f1():
+    found = sizing.Found.from_flow_errors(np.array([0.0, 0.4, 0.8, 1.2]))
+    assert found == sizing.Found(4, 1.5)                      # 1 + 0.5 (Cellpose's default threshold) + 0 + 0
+    assert sizing.label_free_f1(found, 1.5) == pytest.approx(2 * 1.5 / 5.5)
+    assert sizing.label_free_f1(sizing.Found(10, 10.0), 10.0) == 1.0
+    assert sizing.label_free_f1(sizing.Found(0, 0.0), 0.0) == 0.0
+    # Over-segmenting (more masks, as many consistent) and finding few (fewer consistent) both score lower.
+    assert sizing.label_free_f1(sizing.Found(200, 80.0), 80.0) < sizing.label_free_f1(sizing.Found(100, 80.0), 80.0)
+    assert sizing.label_free_f1(sizing.Found(20, 20.0), 80.0) < sizing.label_free_f1(sizing.Found(100, 80.0), 80.0)
 
 
-def test_scan_without_any_cell_returns_the_candidate_it_settled_on():
-    diameter, counts = sizing.scan(lambda d: np.zeros((40, 40), np.int32))
-    assert set(counts.values()) == {0}
-    assert diameter == sizing.SCAN_DIAMETERS[0]
+@pytest.mark.parametrize("start", [5.5, 9.0, 14.0, 30.0])
+def test_search_walks_from_its_start_to_the_least_quality(start):
+    calls: list[float] = []
+    diameter, seen = sizing.search(peaked(14.0, calls), (start,))
+    assert diameter == pytest.approx(14.0, rel=0.03)
+    assert len(calls) == len(set(calls)) == len(seen)         # a step there and back is not evaluated twice
+    assert len(seen) <= 1 + sizing.MAX_STEPS + 2
+
+
+def test_search_from_several_starts_begins_at_the_best_and_stays_in_bounds():
+    diameter, seen = sizing.search(peaked(40.0), sizing.SCAN_DIAMETERS, upper=30.0)
+    assert set(sizing.SCAN_DIAMETERS) - {34.0} <= set(seen) and max(seen) == 30.0
+    assert diameter == 30.0                                   # the bound, where the quality is highest
+    diameter, _ = sizing.search(peaked(3.0), (8.0,))
+    assert diameter == sizing.MIN_DIAMETER
+
+
+def test_search_where_no_candidate_finds_a_mask_keeps_the_start():
+    diameter, seen = sizing.search(lambda d: sizing.Found(0, 0.0), (11.0,))
+    assert diameter == 11.0 and set(seen.values()) == {0.0}
+
+
+def test_parabola_minimum_between_the_neighbours_of_the_best():
+    seen = {10.0: 1.0, 12.0: 0.2, 14.0: 0.5}
+    x = sizing.parabola_minimum(seen)
+    assert 10.0 < x < 14.0 and x != 12.0
+    assert sizing.parabola_minimum({10.0: 0.1, 12.0: 0.2, 14.0: 0.5}) == 10.0     # best at an end: itself
+    assert sizing.parabola_minimum({10.0: 1.0, 12.0: 0.2, 14.0: np.inf}) == 12.0   # an end with no mask

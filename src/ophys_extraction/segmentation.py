@@ -228,59 +228,91 @@ def dynamics_niter(net_diam_mean: Any, diameter: float) -> float:
 
 
 def masks_and_final_locations(dP: np.ndarray, cellprob: np.ndarray, cellprob_threshold: float,
-                              flow_threshold: float, niter: float, device: Any) -> tuple[np.ndarray, np.ndarray]:
-    """(masks, final_locations) from one run of the flow dynamics, as CellposeModel.eval makes its masks
-    (Cellpose 3.1 `dynamics.resize_and_compute_masks` at the image's own size): `follow_flows` on
+                              flow_threshold: float, niter: float, device: Any
+                              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(masks, final_locations, flow errors) from one run of the flow dynamics, as CellposeModel.eval makes its
+    masks (Cellpose 3.1 `dynamics.resize_and_compute_masks` at the image's own size): `follow_flows` on
     dP * (cellprob > threshold) / 5 for niter steps, interpolated; masks from where the pixels end
-    (`get_masks_torch`), masks whose flows disagree with the network's dropped (`remove_bad_flow_masks`), holes
-    filled and small masks dropped. Cellpose's own `compute_masks` keeps no final locations, so it would have to
-    run the dynamics a second time to report them. Final locations: where each pixel ends, (2, H, W) float32;
-    pixels at or below the threshold do not move and keep their own (y, x). Masks: Cellpose's uint16 labels."""
+    (`get_masks_torch`), masks whose flow error exceeds `flow_threshold` dropped (`remove_bad_flow_masks`'s
+    rule, > 0 only), holes filled and small masks dropped. Cellpose's own `compute_masks` keeps no final
+    locations, so it would have to run the dynamics a second time to report them. Final locations: where each pixel
+    ends, (2, H, W) float32; pixels at or below the threshold do not move and keep their own (y, x). Masks:
+    Cellpose's uint16 labels. Flow errors: of the masks the flow check kept, before the small ones are dropped
+    (`cellpose.metrics.flow_error`; the size search's quality, sizing.py)."""
     import torch
-    from cellpose import dynamics, utils
+    from cellpose import dynamics, metrics, utils
     h, w = cellprob.shape
     locations = np.stack(np.meshgrid(np.arange(h), np.arange(w), indexing="ij")).astype(np.float32)
     above = cellprob > cellprob_threshold
     if not above.any():
-        return np.zeros((h, w), np.uint16), locations
+        return np.zeros((h, w), np.uint16), locations, np.zeros(0)
     inds = np.nonzero(above)
     p = dynamics.follow_flows(dP * above / 5.0, inds=inds, niter=niter, interp=True, device=device)
     p_final = p.int() if torch.is_tensor(p) else torch.from_numpy(p).to(device, dtype=torch.int)
     if device.type == "mps":
         p_final = p_final.to(torch.device("cpu"))
     masks = dynamics.get_masks_torch(p_final, inds, dP.shape[1:], max_size_fraction=MAX_SIZE_FRACTION)
-    if masks.max() > 0 and flow_threshold > 0:
-        masks = dynamics.remove_bad_flow_masks(masks, dP, threshold=flow_threshold, device=device)
+    errors = np.zeros(0)
+    if masks.max() > 0:
+        errors = np.asarray(metrics.flow_error(masks, dP, device)[0], np.float64)
+        if flow_threshold > 0:
+            masks[np.isin(masks, 1 + (errors > flow_threshold).nonzero()[0])] = 0
+            errors = errors[errors <= flow_threshold]
     if masks.max() < 2**16 and masks.dtype != "uint16":
         masks = masks.astype("uint16")
     masks = utils.fill_holes_and_remove_small_masks(masks, min_size=MIN_SIZE)
     p = np.asarray(p.cpu().numpy() if torch.is_tensor(p) else p, np.float32).reshape(2, -1)
     locations[0][inds] = p[0]
     locations[1][inds] = p[1]
-    return masks, locations
+    return masks, locations, errors
+
+
+# The size search (sizing.py) scores every candidate diameter on one central crop of the image (the same cells for
+# all), sized so that the network sees it at this many pixels a side at the search's start: about 30 cells a side
+# whatever their size, so a candidate costs about the same on a 256 x 256 plane as on a 2048 x 2048 one. 372 px is
+# the largest side Cellpose covers with 2 x 2 of its 224-px tiles at its 10% overlap (384 would take 3 x 3); a 256-px
+# crop was measured too noisy (bench/sizes.py: worst F1 loss 0.17 against 0.10 at 384 and 0.05 on whole planes).
+SEARCH_NETWORK_SIDE = 372
+# The size model's style is taken on a central crop of at most this side (Cellpose fits it on 224-px patches).
+STYLE_SIDE = 256
+
+
+def central_crop(image: np.ndarray, side: int) -> np.ndarray:
+    """The central side x side window of an image (the whole image along an axis shorter than side)."""
+    h, w = image.shape
+    top, left = max(0, (h - side) // 2), max(0, (w - side) // 2)
+    return image[top:top + side, left:left + side]
+
+
+def found_at(model: LoadedModel, image: np.ndarray, params: SegmentationParams, diameter: float) -> sizing.Found:
+    """What SEGMENT would find at a candidate diameter (its thresholds): its masks and their flow errors."""
+    _, flows, _ = model.net.eval(image, channels=[0, 0], diameter=diameter, compute_masks=False)
+    _, _, errors = masks_and_final_locations(np.asarray(flows[1], np.float32), np.asarray(flows[2], np.float32),
+                                             params.cellprob_threshold, params.flow_threshold,
+                                             dynamics_niter(model.net.diam_mean, diameter), model.device)
+    return sizing.Found.from_flow_errors(errors)
 
 
 def choose_diameter(model: LoadedModel, image: np.ndarray, params: SegmentationParams) -> tuple[float, str]:
-    """(diameter Cellpose will use, how it was obtained). `--diameter 0` is estimated from this image for every
-    model (sizing.py): by the model's size model where it has one, else by a scan over candidate diameters."""
+    """(diameter Cellpose will use, how it was obtained). `--diameter 0` is chosen for this image for every model
+    (sizing.py): the diameter of the highest label-free F1 (masks weighted by their flow error), searched from the
+    model's size model where it has one, else from a scan of candidate diameters."""
     if params.diameter > 0:
         return float(params.diameter), "given"
-
-    def masks_at(diameter: float) -> np.ndarray:
-        return model.net.eval(image, channels=[0, 0], diameter=diameter, cellprob_threshold=params.cellprob_threshold,
-                              flow_threshold=params.flow_threshold)[0]
-
     if model.size_model is not None:
         # The style at the network's own scale (rescale 1), as cellpose.train.train_size fits the regression.
-        style = model.net.eval(image, channels=[0, 0], diameter=model.diam_mean, compute_masks=False)[-1]
-        from_style = model.size_model.predict(style)
-        diameter = sizing.refine(masks_at, from_style)
-        return diameter, (f"estimated: size model {from_style:.1f} px, median mask diameter at that size "
-                          f"{diameter:.1f} px")
-    diameter, counts = sizing.scan(masks_at)
-    found = ", ".join(f"{c:g}: {n}" for c, n in counts.items())
-    return diameter, (f"estimated without a size model: most cells at the candidate diameters ({found}), median "
-                      f"mask diameter there {diameter:.1f} px")
+        style = model.net.eval(central_crop(image, STYLE_SIDE), channels=[0, 0], diameter=model.diam_mean,
+                               compute_masks=False)[-1]
+        starts: tuple[float, ...] = (model.size_model.predict(style),)
+        start = f"size model {starts[0]:.1f} px"
+    else:
+        starts = sizing.SCAN_DIAMETERS
+        start = "no size model: from the scan " + "/".join(f"{d:g}" for d in starts) + " px"
+    crop = central_crop(image, int(np.ceil(SEARCH_NETWORK_SIDE * np.exp(np.mean(np.log(starts))) / model.diam_mean)))
+    diameter, quality = sizing.search(lambda d: found_at(model, crop, params, d), starts, upper=min(image.shape) / 4)
+    tried = ", ".join(f"{d:.1f}: {q:.3f}" for d, q in sorted(quality.items()))
+    return diameter, (f"estimated: {start}, best masks by their flow error at {diameter:.1f} px (diameter px: "
+                      f"label-free F1 {tried})")
 
 
 def segment_image(image: np.ndarray, weights: np.ndarray, model: LoadedModel,
@@ -303,8 +335,8 @@ def segment_image(image: np.ndarray, weights: np.ndarray, model: LoadedModel,
     cellprob = np.asarray(flows[2], np.float32)
     t1 = time.perf_counter()
     niter = dynamics_niter(model.net.diam_mean, diameter)
-    masks, locations = masks_and_final_locations(dP, cellprob, params.cellprob_threshold, params.flow_threshold,
-                                                 niter, model.device)
+    masks, locations, _ = masks_and_final_locations(dP, cellprob, params.cellprob_threshold,
+                                                    params.flow_threshold, niter, model.device)
     masks = relabel_sequential(masks)
     seconds = {"diameter": t0 - t_size, "network": t1 - t0, "dynamics": time.perf_counter() - t1}
     attrs = {

@@ -1,20 +1,30 @@
-"""The cell diameter a plane is segmented at when `--diameter` is 0 (README, "Cell size"): estimated from the
-plane's own image for every model, never silently the model's training size.
+"""The cell diameter a plane is segmented at when `--diameter` is 0 (README, "Cell size"): chosen from what the
+model does on the plane's own image, for every model, never silently the model's training size.
 
-Two estimators, both working through the model itself:
+The diameter that matters is the one at which the model segments this plane best, and that is not the cells' true
+size: it depends on how the cells look (on the project's generator the best F1 lies at 0.7-1.0x the labelled
+diameter, on an independent renderer and on the real image at 1.0-1.6x; bench/sizes.py). So the size is chosen by
+a quality that needs no labels, measured at the candidate diameter itself, from the **flow error** of each mask the
+model finds there (Cellpose's own consistency check behind `flow_threshold`: the mean squared difference between
+the network's flows and the flows recomputed from the mask). Run at the wrong scale the network's flows stop
+agreeing with its masks, it finds fewer consistent masks, or more masks of which fewer are consistent.
 
-* **Size model** (a model that has one: Cellpose's built-ins, the bundled model, models trained by
-  `bin/train_model.py`): Cellpose's own recipe (`models.SizeModel`). A linear regression from the network's style
-  vector of the image, taken at the network's own scale, to the log of the cell diameter (`cellpose.train.
-  train_size` fits it; Cellpose's file format `<model>_size.npy`), then refined: segment at that diameter and take
-  the median diameter of the masks found.
-* **Scan** (a model without a size model): segment at candidate diameters a factor sqrt(2) apart over the range of
-  two-photon somata, keep the candidate at which the model finds the most cells, and refine it the same way. A
-  network run at the wrong scale finds few cells: too small a diameter breaks cells into fragments it rejects, too
-  large a diameter shrinks them below what it can segment (measured in `bench/detection.py --sizes`).
+* **Quality** (`label_free_f1`): an F1 in which a mask counts as found in proportion to its consistency,
+  1 - flow error / (2 x 0.4), clipped to [0, 1] (a mask at Cellpose's default flow threshold, 0.4, counts half).
+  Precision ~ consistent / masks, recall ~ consistent / the most consistent masks at any diameter tried:
+  F1 = 2 consistent / (masks + most consistent). Nothing in it is fitted. Measured on held-out sweeps
+  (bench/size_sweep.py), the alternatives did not hold on every look: the mean flow error alone picks a few
+  confident masks on dim planes (F1 0.27 below the best on the independent renderer), the number of masks
+  over-segments, and a calibrated ratio between run diameter and median mask diameter is 0.86-1.11 by look.
+* **Start:** Cellpose's size model where the model has one (`<model>_size.npy`: a regression from the network's
+  style vector to log diameter, `cellpose.train.train_size`), else a scan of `SCAN_DIAMETERS` (two-photon somata at
+  0.4-2 um/px). The start is only a prior: the search moves away from it.
+* **Search** (`search`): steps of a factor `COARSE_STEP` from the best start in the direction in which the quality
+  rises, while it rises; then one `FINE_STEP` either side of the best; then the peak of a parabola in log diameter
+  through the best and its two neighbours. 5-6 evaluations from a size model's start, each on one crop of the
+  image (segmentation.py), so that its cost does not grow with the plane.
 
-Diameters are Cellpose's measure (`utils.diameters`): the median over masks of the diameter of a disk of the same
-area (`rois.median_mask_diameter`, suite2p's too), so an estimate, a model's `diam_labels` and a ground truth compare.
+Diameters are Cellpose's measure (`utils.diameters`): the diameter of a disk of the mask's area, median over masks.
 """
 
 from __future__ import annotations
@@ -26,16 +36,42 @@ from pathlib import Path
 import numpy as np
 
 from ophys_extraction.errors import InputError
-from ophys_extraction.rois import median_mask_diameter
 
 # Cellpose's name for the size model beside a model file (cellpose.train.train_size writes it).
 SIZE_MODEL_SUFFIX = "_size.npy"
-# Candidate diameters of the scan (px): two-photon somata at 0.4-2 um/px are about 6-30 px.
+# Start of the search for a model without a size model (px): two-photon somata at 0.4-2 um/px are about 6-30 px.
 SCAN_DIAMETERS = (6.0, 8.5, 12.0, 17.0, 24.0, 34.0)
-# Cellpose's floor for a predicted diameter (SizeModel._size_estimation).
+# Cellpose's floor for a predicted diameter (SizeModel._size_estimation); also the search's.
 MIN_DIAMETER = 5.0
+# The search's steps (factors): coarse while the flow error falls, then fine either side of the best.
+COARSE_STEP = 2.0 ** 0.5
+FINE_STEP = 2.0 ** 0.25
+# At most this many evaluations after the start (a quality that falls forever stops here).
+MAX_STEPS = 8
 
-Segmenter = Callable[[float], np.ndarray]   # diameter -> label image (0 = background)
+# Cellpose 3's default flow_threshold: a mask with this flow error counts half in the quality, twice it not at all.
+CELLPOSE_FLOW_THRESHOLD = 0.4
+
+
+@dataclass(frozen=True)
+class Found:
+    """What the model finds at one candidate diameter: its masks, and how many of them its flows agree with."""
+    n_masks: int
+    consistent: float
+
+    @classmethod
+    def from_flow_errors(cls, errors: np.ndarray) -> Found:
+        weights = np.clip(1 - np.asarray(errors, np.float64) / (2 * CELLPOSE_FLOW_THRESHOLD), 0, 1)
+        return cls(int(weights.size), float(weights.sum()))
+
+
+Evaluate = Callable[[float], Found]   # diameter -> what the model finds there
+
+
+def label_free_f1(found: Found, most_consistent: float) -> float:
+    """2 consistent / (masks + the most consistent masks at any diameter tried); 0 where nothing is found."""
+    total = found.n_masks + most_consistent
+    return 2 * found.consistent / total if total > 0 else 0.0
 
 
 @dataclass(frozen=True)
@@ -75,21 +111,58 @@ def size_model_file(model_file: Path) -> Path:
     return Path(str(model_file) + SIZE_MODEL_SUFFIX)
 
 
-def refine(segment: Segmenter, diameter: float) -> float:
-    """The median mask diameter of a segmentation at `diameter` (itself when nothing is found)."""
-    found = median_mask_diameter(segment(diameter))
-    return float(max(MIN_DIAMETER, found)) if found > 0 else float(diameter)
+def search(evaluate: Evaluate, starts: tuple[float, ...], lower: float = MIN_DIAMETER,
+           upper: float = float("inf")) -> tuple[float, dict[float, float]]:
+    """(diameter of the highest `label_free_f1`, every diameter evaluated -> its quality), searching in log diameter
+    from the best of `starts` (module docstring), within [lower, upper]. Where nothing is found at any candidate the
+    first start is returned."""
+    lower, upper = float(lower), max(float(lower), float(upper))
+    seen: dict[float, Found] = {}
+
+    def clip(diameter: float) -> float:
+        return round(float(np.clip(diameter, lower, upper)), 3)   # a step there and back is the same candidate
+
+    def quality() -> dict[float, float]:
+        most = max(f.consistent for f in seen.values())
+        return {d: label_free_f1(f, most) for d, f in seen.items()}
+
+    def at(diameter: float) -> None:
+        if diameter not in seen:
+            seen[diameter] = evaluate(diameter)
+
+    def better(diameter: float, than: float) -> bool:
+        at(diameter)
+        q = quality()
+        return q[diameter] > q[than]
+
+    for start in starts:
+        at(clip(start))
+    q = quality()
+    best = max(q, key=lambda d: (q[d], -d))   # ties: the smaller
+    for step in (COARSE_STEP, 1 / COARSE_STEP):
+        while len(seen) < len(starts) + MAX_STEPS:
+            nxt = clip(best * step)
+            if nxt == best or not better(nxt, best):
+                break
+            best = nxt
+    if max(f.consistent for f in seen.values()) == 0:
+        return clip(starts[0]), quality()
+    for step in (FINE_STEP, 1 / FINE_STEP):
+        better(clip(best * step), best)
+    q = quality()
+    return parabola_minimum({d: -v for d, v in q.items()}), q
 
 
-def scan(segment: Segmenter, candidates: tuple[float, ...] = SCAN_DIAMETERS) -> tuple[float, dict[float, int]]:
-    """(refined diameter, number of cells found at each candidate): the candidate where the most cells are found
-    (ties: the smaller), refined to its median mask diameter."""
-    counts: dict[float, int] = {}
-    medians: dict[float, float] = {}
-    for candidate in candidates:
-        masks = segment(candidate)
-        counts[candidate] = int(np.unique(masks[masks > 0]).size)
-        medians[candidate] = median_mask_diameter(masks)
-    best = max(candidates, key=lambda c: (counts[c], -c))
-    diameter = medians[best] if counts[best] else float(best)
-    return float(max(MIN_DIAMETER, diameter)), counts
+def parabola_minimum(seen: dict[float, float]) -> float:
+    """The minimum of a parabola in log diameter through the lowest of `seen` (diameter -> value) and its two
+    neighbours, kept between those neighbours; the lowest itself where it lies at an end or the three do not curve
+    upwards."""
+    ds = sorted(seen)
+    i = min(range(len(ds)), key=lambda k: (seen[ds[k]], ds[k]))
+    if i == 0 or i == len(ds) - 1 or not np.isfinite([seen[d] for d in ds[i - 1:i + 2]]).all():
+        return ds[i]
+    x = np.log(ds[i - 1:i + 2])
+    a, b, _ = np.polyfit(x, [seen[d] for d in ds[i - 1:i + 2]], 2)
+    if not a > 0:
+        return ds[i]
+    return float(np.exp(np.clip(-b / (2 * a), x[0], x[2])))

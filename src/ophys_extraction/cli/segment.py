@@ -39,8 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--anatomical_only", type=int, default=DEFAULTS.anatomical_only, choices=sorted(IMAGE_MODES),
                         help=f"image to segment: {modes}")
     parser.add_argument("--diameter", type=float, default=DEFAULTS.diameter,
-                        help="cell diameter in pixels; 0 = estimated from this plane's image (the model's size "
-                             "model, <model>_size.npy, where it has one; else a scan over candidate diameters)")
+                        help="cell diameter in pixels; 0 = chosen for this plane's image: the diameter at which "
+                             "the model's flows agree best with its masks (least flow error), searched from the "
+                             "model's size model (<model>_size.npy) where it has one, else from a scan of candidate "
+                             "diameters")
     parser.add_argument("--cellprob_threshold", type=float, default=DEFAULTS.cellprob_threshold, help=CELLPROB_HELP)
     parser.add_argument("--flow_threshold", type=float, default=DEFAULTS.flow_threshold,
                         help="Cellpose flow-error threshold (higher keeps more masks)")
