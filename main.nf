@@ -64,9 +64,10 @@ def nwbProblem() {
 def discoverPlanes() {
     def warnings = []
     def problems = []
+    boolean allowDuplicates = params.allow_duplicate_movies.toString() == 'true'
     def planes = params.input != null
-        ? PlaneFinder.fromSamplesheet(file(params.input.toString(), glob: false), problems)
-        : PlaneFinder.fromFolder(file(params.input_dir.toString(), glob: false), warnings, problems)
+        ? PlaneFinder.fromSamplesheet(file(params.input.toString(), glob: false), problems, allowDuplicates)
+        : PlaneFinder.fromFolder(file(params.input_dir.toString(), glob: false), warnings, problems, allowDuplicates)
     warnings.each { log.warn "${it}" }
     if (problems) {
         problems.each { log.error "${it}" }
