@@ -229,6 +229,48 @@ def test_segment_missing_model_path(tmp_path: Path, summary_file: Path) -> None:
     assert not out.exists()
 
 
+def test_segment_diameter_beyond_the_image_is_refused_before_cellpose(tmp_path: Path, summary_file: Path) -> None:
+    """A --diameter over half the image's smaller side (24 x 24 px here): one line, before any model is loaded
+    (the model does not even exist), instead of Cellpose's OpenCV traceback; half the side itself passes that check."""
+    out = tmp_path / "segmentation.h5"
+    model = tmp_path / "absent_model"
+    for diameter in ("1000", "12.5"):
+        proc = run_script("segment.py", "--summary", summary_file, "--output", out, "--pretrained_model", model,
+                          "--diameter", diameter)
+        assert_one_line_error(proc, "--diameter", f"{diameter} px is more than half the smaller side of the "
+                                                  f"plane's 24 x 24 px image ({summary_file})")
+        assert not out.exists()
+    proc = run_script("segment.py", "--summary", summary_file, "--output", out, "--pretrained_model", model,
+                      "--diameter", "12")
+    assert_one_line_error(proc, model, "not found")   # the next check
+
+
+def test_saturated_movie_warns_with_its_share(tmp_path: Path) -> None:
+    """int16 pixels at 32767 in more than 0.01% of the pixel-frames (counted in SUMMARY_IMAGES' one pass):
+    warned about with the share, recorded in summary.h5; a share at the level, and a float movie, are not."""
+    saturated = GOOD.copy()
+    saturated[:, 2:6, 2:6] = np.iinfo(np.int16).max   # 16 of 576 pixels in every frame: 2.778%
+    just_at = GOOD.copy()
+    just_at.reshape(-1)[:2] = np.iinfo(np.int16).max  # 2 of 23040 pixel-frames: 0.0087%, under the level
+    for name, data, expected in (("saturated", saturated, 640), ("at_level", just_at, 2),
+                                 ("float", saturated.astype(np.float32), 0)):
+        movie = write_h5(tmp_path / f"{name}.h5", data)
+        out = tmp_path / f"{name}_summary.h5"
+        proc = run_script("summary_images.py", "--movie", movie, "--output", out, "--frame_rate", "10",
+                          "--chunk_frames", "7")
+        assert proc.returncode == 0, proc.stderr
+        with h5py.File(out) as handle:
+            recorded = [w for w in json.loads(handle.attrs["warnings"]) if "saturated" in w]
+            assert handle.attrs["saturated_pixel_frames"] == expected
+        if name == "saturated":
+            assert recorded == [f"2.778% of the pixel-frames (640 of 23040) are at int16's maximum 32767, more "
+                                "than 0.01%: saturated pixels, so traces through them are flat-topped (lower the "
+                                "laser power or detector gain)"]
+            assert f"WARNING: {movie}: {recorded[0]}" in proc.stderr
+        else:
+            assert recorded == [], recorded
+
+
 def test_segment_unreadable_model_file(tmp_path: Path, summary_file: Path) -> None:
     model = tmp_path / "garbage_model"
     model.write_bytes(b"\x00not a torch file" * 10)
