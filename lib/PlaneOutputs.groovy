@@ -66,24 +66,33 @@ class PlaneOutputs {
      * The folder `<outdir>/<plane>` of each failed plane, whatever it holds (an earlier run's results, files of this
      * run published before the plane failed), is removed (`remove`, --remove_stale_planes) or moved to
      * `<plane>.stale` (replacing an older one; removed instead where that name is a plane of this run). Returns
-     * plane id -> [note: what was done, for the plane's warnings; aside: the new folder's name, or null].
+     * plane id -> [note: what was done, for the plane's warnings; aside: the new folder's name, or null]. A folder
+     * that cannot be moved or removed is said so in its note (it stops nothing: the summary still gets written).
      */
     static Map<String, Map> setAside(Path outdir, Collection<String> failed, List<String> planeIds, boolean remove) {
         Map<String, Map> done = [:]
         failed.each { String id ->
             Path folder = outdir.resolve(id)
             if (!Files.exists(folder, LinkOption.NOFOLLOW_LINKS)) return
-            String aside = id + SET_ASIDE
-            if (remove || aside in planeIds) {
-                FileHelper.deletePath(folder)
-                done[id] = [note: "its folder ${folder.toUriString()} (results of an earlier run, or of this run before it failed) was removed${remove ? ' (--remove_stale_planes)' : ''}".toString(), aside: null]
-                return
+            try {
+                done[id] = setAsideOne(outdir, id, planeIds, remove)
+            } catch (IOException err) {
+                done[id] = [note: "its folder ${folder.toUriString()} could not be set aside (${reason(err)}): what it holds is not a result of this run".toString(), aside: null]
             }
-            Path target = outdir.resolve(aside)
-            if (Files.exists(target, LinkOption.NOFOLLOW_LINKS)) FileHelper.deletePath(target)
-            FileHelper.movePath(folder, target)
-            done[id] = [note: "its folder (results of an earlier run, or of this run before it failed) was moved to ${target.toUriString()}, which is not a result of this run (--remove_stale_planes removes it)".toString(), aside: aside]
         }
         return done
+    }
+
+    private static Map setAsideOne(Path outdir, String id, List<String> planeIds, boolean remove) {
+        Path folder = outdir.resolve(id)
+        String aside = id + SET_ASIDE
+        if (remove || aside in planeIds) {
+            FileHelper.deletePath(folder)
+            return [note: "its folder ${folder.toUriString()} (results of an earlier run, or of this run before it failed) was removed${remove ? ' (--remove_stale_planes)' : ''}".toString(), aside: null]
+        }
+        Path target = outdir.resolve(aside)
+        if (Files.exists(target, LinkOption.NOFOLLOW_LINKS)) FileHelper.deletePath(target)
+        FileHelper.movePath(folder, target)
+        return [note: "its folder (results of an earlier run, or of this run before it failed) was moved to ${target.toUriString()}, which is not a result of this run (--remove_stale_planes removes it)".toString(), aside: aside]
     }
 }
