@@ -64,9 +64,10 @@ def nwbProblem() {
 def discoverPlanes() {
     def warnings = []
     def problems = []
+    boolean allowDuplicates = params.allow_duplicate_movies.toString() == 'true'
     def planes = params.input != null
-        ? PlaneFinder.fromSamplesheet(file(params.input.toString(), glob: false), problems)
-        : PlaneFinder.fromFolder(file(params.input_dir.toString(), glob: false), warnings, problems)
+        ? PlaneFinder.fromSamplesheet(file(params.input.toString(), glob: false), problems, allowDuplicates)
+        : PlaneFinder.fromFolder(file(params.input_dir.toString(), glob: false), warnings, problems, allowDuplicates)
     warnings.each { log.warn "${it}" }
     if (problems) {
         problems.each { log.error "${it}" }
@@ -123,22 +124,43 @@ workflow {
 
     ch_nwb_bad_input = Channel.empty()
     ch_nwb_versions = Channel.empty()
+    ch_results = MERGE.out.results
     if (params.nwb) {
         NWB(MERGE.out.extraction, params.nwb_metadata ? file(params.nwb_metadata.toString()) : [])
         ch_nwb_bad_input = NWB.out.bad_input
         ch_nwb_versions = NWB.out.versions
+        ch_results = ch_results.mix(NWB.out.nwb)
     }
 
-    // With --skip_bad_planes a step that rejects its plane's input records the reason instead of failing.
+    // Each plane's results go into <outdir>/<plane>/extraction here (not by publishDir): a file that cannot be put
+    // there fails its plane with the file system's reason, and all of them are in place before the summary.
+    ch_unpublished = ch_results
+        .map { meta, files ->
+            [meta.id, PlaneOutputs.publish(files instanceof List ? files : [files],
+                                           file("${params.outdir}/${meta.id}/extraction"), params.publish_dir_mode.toString())]
+        }
+        .filter { id, problem -> problem != null }
+
+    // With --skip_bad_planes a step that rejects its plane's input records the reason instead of failing. Once every
+    // plane is done, each failed plane's folder is set aside (it would hold an earlier run's results, or part of
+    // this run's), and the summary says where it went.
     ch_run = SUMMARY_IMAGES.out.bad_input
         .mix(SEGMENT.out.bad_input, EXTRACT.out.bad_input, MERGE.out.bad_input, ch_nwb_bad_input)
-        .map { meta, badInput -> [meta.id, RunReport.reason(badInput)] }
+        .map { meta, badInput -> [meta.id, RunReport.reason(badInput), 0] }
+        .mix(ch_unpublished.map { id, problem -> [id, problem, 1] })
         .toList()
-        .map { rejected -> RunReport.runJson(planeIds, failedAtStart + rejected.collectEntries(), stale) }
+        .map { failures ->
+            // A step's reason wins over a publishing one, whatever order they arrived in.
+            def errors = failedAtStart + failures.sort { -it[2] }.collectEntries { [it[0], it[1]] }
+            def setAside = PlaneOutputs.setAside(file(params.outdir), errors.keySet(), planeIds,
+                                                 params.remove_stale_planes.toString() == 'true')
+            RunReport.runJson(planeIds, errors, stale + setAside.values()*.aside.findAll(),
+                              setAside.collectEntries { id, done -> [id, done.note] })
+        }
     SESSION_SUMMARY(MERGE.out.plane_summary.collect().ifEmpty([]), ch_run)
 
     SESSION_SUMMARY.out.json.subscribe { summaryJson ->
-        def failed = RunReport.log(summaryJson, params.outdir.toString(), log)
+        def failed = RunReport.log(summaryJson, params.outdir.toString(), log, RunReport.quiet(workflow.commandLine))
         if (failed && !params.allow_failed_planes) {
             error "${failed} plane(s) failed (reasons above and in ${params.outdir}/summary.json); --allow_failed_planes exits 0 instead"
         }

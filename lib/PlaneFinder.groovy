@@ -28,7 +28,8 @@ class PlaneFinder {
      * The planes of an input folder, sorted by id: Allen-style session folders if any, else plain *.h5 files.
      * What is odd but not wrong goes to `warnings`, what stops the run to `problems` (one line each).
      */
-    static List<Map> fromFolder(Path inputDir, List<String> warnings, List<String> problems) {
+    static List<Map> fromFolder(Path inputDir, List<String> warnings, List<String> problems,
+                                boolean allowDuplicateMovies = false) {
         String name = inputDir.toUriString()
         if (!Files.exists(inputDir)) return fail(problems, "${name}: input directory does not exist")
         if (!Files.isDirectory(inputDir)) return fail(problems, "${name}: input path is not a directory")
@@ -41,11 +42,11 @@ class PlaneFinder {
         List<Path> loose = entries.findAll { Files.isRegularFile(it) && it.fileName.toString().endsWith('.h5') }
         if (allen) {
             if (loose) warnings << "${name}: ${loose*.fileName.join(', ')} not processed: with plane folders (<plane>/decrosstalk, <plane>/motion_correction) in the input, loose *.h5 files are not planes"
-            return checked(allen, FOLDER_FIX, problems)
+            return checked(allen, FOLDER_FIX, problems, allowDuplicateMovies)
         }
         List<Map> plain = loose.collect { plane(it.fileName.toString()[0..-4], it, null, it.toUriString()) }
         if (!plain && !problems) return fail(problems, "${name}: no movies found (expected <plane>/decrosstalk/*decrosstalk.h5, <plane>/motion_correction/*registered.h5 or *.h5)")
-        return checked(plain, FOLDER_FIX, problems)
+        return checked(plain, FOLDER_FIX, problems, allowDuplicateMovies)
     }
 
     /**
@@ -53,7 +54,7 @@ class PlaneFinder {
      * optionally frame_rate. A movie is a local path (relative ones are taken from the samplesheet's folder) or a
      * URL (s3://..., https://...). Every problem goes to `problems`, one line each, naming the line.
      */
-    static List<Map> fromSamplesheet(Path sheet, List<String> problems) {
+    static List<Map> fromSamplesheet(Path sheet, List<String> problems, boolean allowDuplicateMovies = false) {
         String name = sheet.toUriString()
         if (!Files.exists(sheet)) return fail(problems, "${name}: samplesheet does not exist")
         if (!Files.isRegularFile(sheet)) return fail(problems, "${name}: samplesheet is not a file")
@@ -89,6 +90,7 @@ class PlaneFinder {
         }
         if (!planes && problems.size() == before) return fail(problems, "${name}: no planes (only a header line)")
         problems.addAll(idProblems(planes, SHEET_FIX))
+        if (!allowDuplicateMovies) problems.addAll(duplicateMovies(planes, SHEET_FIX))
         return problems.size() > before ? [] : planes
     }
 
@@ -116,6 +118,25 @@ class PlaneFinder {
             if (other?.id == id) found << "${plane.where}: plane id '${id}' is also the id of ${other.where}: ${fix}"
             else if (other) found << "${plane.where}: plane ids '${other.id}' and '${id}' would share one output folder on file systems that ignore case or Unicode normalisation: ${fix}"
             else seen[key] = plane
+        }
+        return found
+    }
+
+    /**
+     * Planes whose movies are one file (the same path, or links to one file: compared by real path, URLs as
+     * written) would give identical results, and where a row or folder was a copy-paste slip the movie meant is
+     * never processed: one line for each plane whose movie an earlier plane has, naming both.
+     */
+    static List<String> duplicateMovies(List<Map> planes, String fix) {
+        List<String> found = []
+        Map<String, Map> seen = [:]
+        planes.findAll { it.movie != null }.each { Map plane ->
+            Path movie = plane.movie
+            String key
+            try { key = movie.toRealPath().toUri().toString() } catch (Exception ignored) { key = movie.toUri().toString() }
+            Map other = seen[key]
+            if (other == null) { seen[key] = plane; return }
+            found << "${plane.where}: plane '${plane.id}' has the same movie as plane '${other.id}' (${other.where}): ${key.startsWith('file:') ? Path.of(URI.create(key)) : key}; ${fix}, or pass --allow_duplicate_movies if that is meant".toString()
         }
         return found
     }
@@ -162,8 +183,8 @@ class PlaneFinder {
         return []
     }
 
-    private static List<Map> checked(List<Map> planes, String fix, List<String> problems) {
-        List<String> found = idProblems(planes, fix)
+    private static List<Map> checked(List<Map> planes, String fix, List<String> problems, boolean allowDuplicateMovies) {
+        List<String> found = idProblems(planes, fix) + (allowDuplicateMovies ? [] : duplicateMovies(planes, fix))
         problems.addAll(found)
         return found ? [] : planes
     }

@@ -30,20 +30,20 @@ def nextflow_env(home: Path) -> dict[str, str]:
     return env
 
 
-def command(launch_dir: Path, *args: str, outdir: Path | None = None) -> list[str]:
+def command(launch_dir: Path, *args: str, outdir: Path | None = None, quiet: bool = False) -> list[str]:
     outdir = outdir or launch_dir / "results"
-    return [str(NEXTFLOW), "-log", str(launch_dir / "nextflow.log"), "run", str(REPO / "main.nf"),
-            "--outdir", str(outdir), *args]
+    return [str(NEXTFLOW), *(["-q"] if quiet else []), "-log", str(launch_dir / "nextflow.log"), "run",
+            str(REPO / "main.nf"), "--outdir", str(outdir), *args]
 
 
 def run_pipeline(launch_dir: Path, *args: str, outdir: Path | None = None, timeout: float = 1800,
-                 extra_env: Mapping[str, str] | None = None) -> Run:
-    """`nextflow run main.nf --outdir OUTDIR ARGS` from `launch_dir` (OUTDIR defaults to <launch_dir>/results);
-    `output` is stdout and stderr together; `extra_env` is added to Nextflow's environment."""
+                 extra_env: Mapping[str, str] | None = None, quiet: bool = False) -> Run:
+    """`nextflow [-q] run main.nf --outdir OUTDIR ARGS` from `launch_dir` (OUTDIR defaults to <launch_dir>/results);
+    `output` is stdout and stderr together; `extra_env` is added to Nextflow's environment; `quiet`: Nextflow's -q."""
     launch_dir.mkdir(parents=True, exist_ok=True)
     outdir = outdir or launch_dir / "results"
     env = nextflow_env(launch_dir) | dict(extra_env or {})
-    proc = subprocess.run(command(launch_dir, *args, outdir=outdir), cwd=launch_dir, env=env,
+    proc = subprocess.run(command(launch_dir, *args, outdir=outdir, quiet=quiet), cwd=launch_dir, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
     return Run(proc.returncode, proc.stdout, launch_dir, outdir)
 

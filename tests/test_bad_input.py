@@ -229,6 +229,48 @@ def test_segment_missing_model_path(tmp_path: Path, summary_file: Path) -> None:
     assert not out.exists()
 
 
+def test_segment_diameter_beyond_the_image_is_refused_before_cellpose(tmp_path: Path, summary_file: Path) -> None:
+    """A --diameter over half the image's smaller side (24 x 24 px here): one line, before any model is loaded
+    (the model does not even exist), instead of Cellpose's OpenCV traceback; half the side itself passes that check."""
+    out = tmp_path / "segmentation.h5"
+    model = tmp_path / "absent_model"
+    for diameter in ("1000", "12.5"):
+        proc = run_script("segment.py", "--summary", summary_file, "--output", out, "--pretrained_model", model,
+                          "--diameter", diameter)
+        assert_one_line_error(proc, "--diameter", f"{diameter} px is more than half the smaller side of the "
+                                                  f"plane's 24 x 24 px image ({summary_file})")
+        assert not out.exists()
+    proc = run_script("segment.py", "--summary", summary_file, "--output", out, "--pretrained_model", model,
+                      "--diameter", "12")
+    assert_one_line_error(proc, model, "not found")   # the next check
+
+
+def test_saturated_movie_warns_with_its_share(tmp_path: Path) -> None:
+    """int16 pixels at 32767 in more than 0.01% of the pixel-frames (counted in SUMMARY_IMAGES' one pass):
+    warned about with the share, recorded in summary.h5; a share at the level, and a float movie, are not."""
+    saturated = GOOD.copy()
+    saturated[:, 2:6, 2:6] = np.iinfo(np.int16).max   # 16 of 576 pixels in every frame: 2.778%
+    just_at = GOOD.copy()
+    just_at.reshape(-1)[:2] = np.iinfo(np.int16).max  # 2 of 23040 pixel-frames: 0.0087%, under the level
+    for name, data, expected in (("saturated", saturated, 640), ("at_level", just_at, 2),
+                                 ("float", saturated.astype(np.float32), 0)):
+        movie = write_h5(tmp_path / f"{name}.h5", data)
+        out = tmp_path / f"{name}_summary.h5"
+        proc = run_script("summary_images.py", "--movie", movie, "--output", out, "--frame_rate", "10",
+                          "--chunk_frames", "7")
+        assert proc.returncode == 0, proc.stderr
+        with h5py.File(out) as handle:
+            recorded = [w for w in json.loads(handle.attrs["warnings"]) if "saturated" in w]
+            assert handle.attrs["saturated_pixel_frames"] == expected
+        if name == "saturated":
+            assert recorded == [f"2.778% of the pixel-frames (640 of 23040) are at int16's maximum 32767, more "
+                                "than 0.01%: saturated pixels, so traces through them are flat-topped (lower the "
+                                "laser power or detector gain)"]
+            assert f"WARNING: {movie}: {recorded[0]}" in proc.stderr
+        else:
+            assert recorded == [], recorded
+
+
 def test_segment_unreadable_model_file(tmp_path: Path, summary_file: Path) -> None:
     model = tmp_path / "garbage_model"
     model.write_bytes(b"\x00not a torch file" * 10)
@@ -399,3 +441,86 @@ def test_pipeline_unwritable_outdir_stops(tmp_path: Path) -> None:
                        outdir=blocker / "results", timeout=600)
     assert run.returncode != 0
     assert str(blocker) in run.output
+
+
+@pytest.mark.nextflow
+@pytest.mark.skipif(not NEXTFLOW.exists(), reason="run `make install` first")
+def test_pipeline_failed_plane_leaves_no_earlier_results(tmp_path: Path) -> None:
+    """A reused --outdir whose plane folder holds an earlier run's results, and the plane's movie has gone bad: the
+    folder is moved to <plane>.stale (said in the plane's warnings, listed in stale_folders), nothing is left at
+    <outdir>/<plane>, and even with -q the console names the failed plane. The next run warns about <plane>.stale
+    and --remove_stale_planes removes it, and removes a failed plane's folder outright."""
+    input_dir = tmp_path / "input"
+    _with_bad_value(np.nan)(input_dir / "p.h5")
+    outdir = tmp_path / "results"
+    earlier = write_h5(outdir / "p" / "extraction" / "extraction.h5", GOOD)   # an earlier run's result
+    args = ("-profile", "test", "--input_dir", str(input_dir), "--frame_rate", "10", "--skip_bad_planes",
+            "--allow_failed_planes")
+    run = run_pipeline(tmp_path / "launch1", *args, outdir=outdir, timeout=600, quiet=True)
+    assert run.returncode == 0, run.output
+    assert not (outdir / "p").exists()
+    aside = outdir / "p.stale" / "extraction" / "extraction.h5"
+    with h5py.File(aside) as handle:
+        assert np.array_equal(handle["data"][()], GOOD)
+    summary = json.loads((outdir / "summary.json").read_text())
+    [row] = summary["planes"]
+    assert row["status"] == "failed" and "frame 17 contains NaN or inf" in row["error"]
+    assert summary["stale_folders"] == ["p.stale"]
+    assert any(f"moved to {outdir / 'p.stale'}" in warning for warning in row["warnings"]), row["warnings"]
+    assert "plane p failed: " in run.output and "0 of 1 planes ok, 1 failed" in run.output, run.output
+
+    write_h5(earlier, GOOD)   # the earlier results again, beside last run's p.stale
+    run = run_pipeline(tmp_path / "launch2", *args, "--remove_stale_planes", outdir=outdir, timeout=600)
+    assert run.returncode == 0, run.output
+    assert f"Removed {outdir}/p.stale" in run.output
+    assert not (outdir / "p").exists() and not (outdir / "p.stale").exists()
+    summary = json.loads((outdir / "summary.json").read_text())
+    assert summary["stale_folders"] == []
+    assert any("was removed (--remove_stale_planes)" in warning for warning in summary["planes"][0]["warnings"])
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A 64 KiB tmpfs: room for summary.json/.csv/.html, not for a plane's results (a full disk)."""
+    mount = tmp_path / "small_disk"
+    mount.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True,
+                          text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (root needed): {proc.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.mark.nextflow
+@pytest.mark.skipif(not NEXTFLOW.exists(), reason="run `make install` first")
+def test_pipeline_publish_failure_fails_the_plane_with_the_os_error(tmp_path: Path, small_disk: Path) -> None:
+    """--outdir on a full disk (a 64 KiB tmpfs): the plane whose results cannot be written is failed with the OS
+    error, the run exits 1, summary.json/.csv say so, and summary.html links no missing file."""
+    from ophys_extraction.cli.synthetic import main as synthetic_main
+    session = tmp_path / "session"
+    assert synthetic_main(["--out", str(session), "--n_planes", "1", "--seed", "7", "--frames", "300",
+                           "--height", "128", "--width", "128", "--frame_rate", "10"]) == 0
+    launch = tmp_path / "launch"
+    info = launch / "pipeline_info"   # Nextflow's reports are large: kept off the small disk
+    config = tmp_path / "reports.config"
+    config.write_text("".join(f"{scope}.file = '{info}/{name}'\n" for scope, name in
+                              (("report", "report.html"), ("timeline", "timeline.html"), ("trace", "trace.txt"),
+                               ("dag", "dag.mmd"))))
+    outdir = small_disk / "results"
+    run = run_pipeline(launch, "-c", str(config), "-profile", "test", "--input_dir", str(session), outdir=outdir,
+                       timeout=1200)
+    assert run.returncode == 1, run.output
+    summary = json.loads((outdir / "summary.json").read_text())
+    [row] = summary["planes"]
+    assert row["status"] == "failed" and row["rois"] is not None, row
+    assert "could not be published (No space left on device)" in row["error"], row["error"]
+    assert summary["totals"]["ok"] == 0 and summary["totals"]["failed"] == 1
+    assert f"plane plane_0 failed: {row['error']}" in run.output
+    with (outdir / "summary.csv").open(newline="") as handle:
+        assert [r["status"] for r in csv.DictReader(handle)] == ["failed"]
+    assert not (outdir / "plane_0").exists()
+    page = (outdir / "summary.html").read_text()
+    assert "<img" not in page and 'href="plane_0/' not in page

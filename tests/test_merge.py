@@ -280,6 +280,27 @@ def test_all_rois_dropped_by_suite2p(tmp_path):
     assert validation.validate(tmp_path / "out" / "extraction.h5") == []
 
 
+@pytest.mark.parametrize("n_labels, drop, threshold, expected", [
+    (3, (1, 2, 3), 0.0, "no ROIs: suite2p's ROI statistics (EXTRACT) dropped all 3 masks Cellpose found"),
+    (0, (), 0.0, "pixels are above --cellprob_threshold 0, but Cellpose kept no mask from them at diameter 9.0 px"),
+    (0, (), 100.0, "no ROIs: no pixel's cell probability is above --cellprob_threshold 100 (the highest is "),
+    (5, (3,), 0.0, None),
+])
+def test_a_plane_without_rois_says_why(tmp_path, n_labels, drop, threshold, expected):
+    """plane_summary.json's warnings say why a plane ended with no ROIs, from segmentation.h5's cell probability,
+    masks and threshold; a plane with ROIs gets no such warning."""
+    paths = make_plane(tmp_path / "in", drop=drop, n_labels=n_labels)
+    with h5py.File(paths["segmentation"], "a") as f:
+        f.attrs["cellprob_threshold"] = threshold
+    summary = tmp_path / "plane_summary.json"
+    assert run_merge(paths, tmp_path / "out", "--plane_summary", str(summary)) == 0
+    found = [w for w in json.loads(summary.read_text())["warnings"] if "no ROIs" in w]
+    if expected is None:
+        assert found == []
+    else:
+        assert len(found) == 1 and expected in found[0], found
+
+
 def test_missing_input_dataset_fails_in_one_line_and_leaves_nothing(tmp_path):
     paths = make_plane(tmp_path / "in", omit=("iscell",))
     outdir = tmp_path / "out"

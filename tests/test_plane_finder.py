@@ -191,11 +191,12 @@ def test_samplesheet_over_http(tmp_path: Path, http_root: tuple[Path, str]) -> N
     root, url = http_root
     _movie(root / "movies" / "a.h5")
     write_processing_json(root / "movies", 9)
-    (root / "sheet.csv").write_text("plane_id,movie,frame_rate\np1,movies/a.h5,\np2,movies/a.h5,20\n")
+    _movie(root / "movies" / "b.h5")
+    (root / "sheet.csv").write_text("plane_id,movie,frame_rate\np1,movies/a.h5,\np2,movies/b.h5,20\n")
     run = run_pipeline(tmp_path / "launch", "-stub-run", "--input", f"{url}/sheet.csv", timeout=300)
     assert run.returncode == 0, run.output
-    assert _found(run.output) == [f"plane p1: {url}/movies/a.h5 at 9.0 Hz", f"plane p2: {url}/movies/a.h5 at 20.0 Hz"]
-    staged = [d for d in task_dirs(tmp_path / "launch") if (d / "movie" / "a.h5").exists()]
+    assert _found(run.output) == [f"plane p1: {url}/movies/a.h5 at 9.0 Hz", f"plane p2: {url}/movies/b.h5 at 20.0 Hz"]
+    staged = [d for d in task_dirs(tmp_path / "launch") if list((d / "movie").glob("[ab].h5"))]
     assert len(staged) == 4  # SUMMARY_IMAGES and EXTRACT of each plane
     assert all((run.outdir / plane / "extraction" / "extraction.h5").is_file() for plane in ("p1", "p2"))
 
@@ -261,6 +262,40 @@ def test_samplesheet_problems_one_line_each(tmp_path: Path) -> None:
     for message in expected:
         assert sum(message in line for line in errors) == 1, (message, run.output)
     assert task_dirs(tmp_path / "launch") == []
+
+
+def test_the_same_movie_twice_is_refused_naming_both(tmp_path: Path) -> None:
+    """Two samplesheet rows (here at 10 and 20 Hz, one path relative, one through a link) or two plane folders
+    whose movies are one file: refused at start, one line naming both rows or folders, unless
+    --allow_duplicate_movies."""
+    data = tmp_path / "data"
+    movie = _movie(data / "m.h5")
+    _movie(data / "other.h5")
+    (data / "link.h5").symlink_to(movie)
+    sheet = data / "sheet.csv"
+    sheet.write_text(f"plane_id,movie,frame_rate\np1,m.h5,10\np2,other.h5,10\np3,{movie},20\np4,link.h5,10\n")
+    run = run_pipeline(tmp_path / "launch", "-stub-run", "--input", str(sheet), timeout=300)
+    assert run.returncode == 1
+    for plane, line in (("p3", 4), ("p4", 5)):
+        message = (f"{sheet} line {line}: plane '{plane}' has the same movie as plane 'p1' ({sheet} line 2): "
+                   f"{movie}; change it in the samplesheet, or pass --allow_duplicate_movies if that is meant")
+        assert sum(message in out for out in run.output.splitlines()) == 1, run.output
+    assert "plane 'p2'" not in run.output and task_dirs(tmp_path / "launch") == []
+    run = run_pipeline(tmp_path / "launch2", "-stub-run", "--input", str(sheet), "--allow_duplicate_movies",
+                       timeout=300)
+    assert run.returncode == 0, run.output
+    assert [line.split(":")[0] for line in _found(run.output)] == ["plane p1", "plane p2", "plane p3", "plane p4"]
+
+    folders = tmp_path / "input"
+    for plane in ("a", "b"):
+        (folders / plane / "decrosstalk").mkdir(parents=True)
+        (folders / plane / "decrosstalk" / f"{plane}_decrosstalk.h5").symlink_to(movie)
+    run = run_pipeline(tmp_path / "launch3", "-stub-run", "--input_dir", str(folders), "--frame_rate", "10",
+                       timeout=300)
+    assert run.returncode == 1
+    assert (f"{folders / 'b' / 'decrosstalk' / 'b_decrosstalk.h5'}: plane 'b' has the same movie as plane 'a' "
+            f"({folders / 'a' / 'decrosstalk' / 'a_decrosstalk.h5'}): {movie}; rename it") in run.output, run.output
+    assert task_dirs(tmp_path / "launch3") == []
 
 
 @pytest.mark.parametrize("text, messages", [

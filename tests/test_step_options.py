@@ -31,10 +31,10 @@ def _options(text: str) -> set[str]:
 
 
 def config_block(process: str) -> str:
-    """The text of `withName: '<process>' { ... }` in conf/modules.config (up to the next withName)."""
+    """The text of `withName: '<process>' { ... }` in conf/modules.config (up to the next withName); empty for a
+    process without one (MERGE: no options, and its results are published by main.nf)."""
     match = re.search(rf"^\s*withName: '{process}' \{{(.*?)(?=^\s*withName:|\Z)", MODULES_CONFIG, re.S | re.M)
-    assert match, process
-    return match.group(1)
+    return match.group(1) if match else ""
 
 
 def _config_options(process: str) -> set[str]:

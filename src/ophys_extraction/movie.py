@@ -35,6 +35,10 @@ MIN_FRAMES = 100
 # Frame rates outside this range get a warning (not an error): slower than 0.5 Hz cannot follow calcium transients;
 # the fastest two-photon systems image about 1 kHz (a value of several kHz is usually a line rate).
 PLAUSIBLE_FRAME_RATE_HZ = (0.5, 1000.0)
+# An integer movie with more than this share of its pixel-frames at the dtype's maximum gets a warning: those
+# pixels were clipped (detector or digitiser saturation), so traces through them are flat-topped. 1e-4 is, in a
+# 512 x 512 movie, 26 pixels saturated in every frame, or a 100-pixel cell in a quarter of the frames.
+SATURATED_SHARE = 1e-4
 # Virtual sources that are themselves virtual: how deep the chain is followed before it is refused.
 MAX_SOURCE_DEPTH = 8
 
@@ -65,9 +69,16 @@ def validate_dataset(path: Path, dset: object) -> MovieInfo:
     return MovieInfo(Path(path), int(n_frames), int(height), int(width), np.dtype(dset.dtype))
 
 
-def recording_warnings(info: MovieInfo, frame_rate: float, n_bins: int, bin_duration: float) -> list[str]:
-    """One line per way the recording is too short or its frame rate implausible (warned, never refused)."""
+def recording_warnings(info: MovieInfo, frame_rate: float, n_bins: int, bin_duration: float,
+                       saturated: int = 0) -> list[str]:
+    """One line per way the recording is too short, its frame rate implausible or too many of its pixel-frames
+    (`saturated`: how many are at the integer dtype's maximum) saturated (warned, never refused)."""
     found = []
+    total = info.n_frames * info.height * info.width
+    if saturated > SATURATED_SHARE * total:
+        found.append(f"{saturated / total:.3%} of the pixel-frames ({saturated} of {total}) are at {info.dtype}'s "
+                     f"maximum {np.iinfo(info.dtype).max}, more than {SATURATED_SHARE:.2%}: saturated pixels, so "
+                     "traces through them are flat-topped (lower the laser power or detector gain)")
     if n_bins < MIN_BINS:
         found.append(f"{info.n_frames} frames at {frame_rate:g} Hz make {n_bins} bin(s) of {bin_duration:g} s, fewer "
                      f"than {MIN_BINS}: the max projection and max/mean ratio (--anatomical_only 1, 4) are the maximum "

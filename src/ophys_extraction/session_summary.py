@@ -25,20 +25,31 @@ NO_REASON = "no result and no error recorded (see .nextflow.log)"
 
 
 def summarise(planes: Iterable[dict], plane_summaries: Iterable[dict]) -> list[dict]:
-    """Rows in the order of `planes` ({"plane": id, "error": the one ERROR line or None}); a plane without a
-    summary did not finish (bad input, skipped), one with a summary and an error failed after MERGE (NWB)."""
+    """Rows in the order of `planes` ({"plane": id, "error": the one ERROR line or None, "warnings": what the run
+    itself says about the plane, such as where its previous results went}); a plane without a summary did not
+    finish (bad input, skipped), one with a summary and an error failed after MERGE (NWB, or publishing)."""
     done = {row["plane"]: row for row in plane_summaries}
     rows = []
     for plane in planes:
         row = done.get(plane["plane"])
+        run_warnings = list(plane.get("warnings") or [])
         if row is None:
             rows.append({**{key: None for key in COLUMNS}, "plane": plane["plane"], "status": "failed",
-                         "error": plane.get("error") or NO_REASON, "warnings": []})
+                         "error": plane.get("error") or NO_REASON, "warnings": run_warnings})
         else:
             error = plane.get("error")
             rows.append({**{key: row.get(key) for key in COLUMNS}, "status": "failed" if error else "ok",
-                         "error": error, "warnings": list(row.get("warnings") or [])})
+                         "error": error, "warnings": list(row.get("warnings") or []) + run_warnings})
     return rows
+
+
+# A text cell beginning with one of these is run as a formula by spreadsheets (CSV injection).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: object) -> object:
+    """A text value a spreadsheet would run as a formula, preceded by ' so that it shows as text (numbers as is)."""
+    return f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_START) else value
 
 
 def to_csv(rows: list[dict]) -> str:
@@ -47,13 +58,13 @@ def to_csv(rows: list[dict]) -> str:
     writer.writeheader()
     for row in rows:
         cells = {**row, "warnings": " | ".join(row["warnings"])}
-        writer.writerow({key: ("" if cells[key] is None else cells[key]) for key in COLUMNS})
+        writer.writerow({key: ("" if cells[key] is None else spreadsheet_safe(cells[key])) for key in COLUMNS})
     return out.getvalue()
 
 
 def write_session_summary(run: dict, summary_files: list[Path], outdir: Path) -> dict:
     """summary.json and summary.csv in `outdir`, from the run's description (`planes`: every plane found, in order,
-    with the reason of those that failed before or in a task; `stale_folders`: plane folders in the output folder
+    with the reason of those that failed before, in a task or in publishing; `stale_folders`: plane folders in the output folder
     from an earlier run) and the finished planes' plane_summary.json files (missing ones are ignored: their plane
     reads 'failed'). Returns what summary.json holds."""
     summaries = [json.loads(path.read_text()) for path in summary_files if path.is_file()]
@@ -88,8 +99,9 @@ def _cell(value: object) -> str:
 
 
 def to_html(summary: dict) -> str:
-    """summary.html: a table of every plane's counts (plane names link to their figures below), then each finished
-    plane's detected_ROIs.png, linked by relative paths (the page sits in the output folder)."""
+    """summary.html: a table of every plane's counts (plane names link to their figures below), then each ok
+    plane's detected_ROIs.png, linked by relative paths (the page sits in the output folder). A failed plane's
+    figure is never linked: its folder holds nothing of this run (the pipeline sets it aside)."""
     totals = summary["totals"]
     rows = summary["planes"]
     head = ("<tr><th class=text>plane</th><th class=text>status</th><th>frames</th><th>ROIs</th><th>cells</th>"
@@ -97,7 +109,7 @@ def to_html(summary: dict) -> str:
     lines = []
     for i, row in enumerate(rows):
         name = _cell(row["plane"])
-        plane = f'<a href="#plane-{i}">{name}</a>' if row["rois"] is not None else name
+        plane = f'<a href="#plane-{i}">{name}</a>' if row["status"] == "ok" else name
         flagged = row["rois_baseline_at_or_below_zero"]
         notes = "<br>".join(_cell(note) for note in ([row["error"]] if row["error"] else []) + row["warnings"])
         lines.append(f'<tr class="{_cell(row["status"])}"><td class=text>{plane}</td><td class=text>'
@@ -106,7 +118,7 @@ def to_html(summary: dict) -> str:
                      f'<td>{_cell(row["runtime_seconds"])}</td><td class=text>{notes}</td></tr>')
     figures = []
     for i, row in enumerate(rows):
-        if row["rois"] is None:
+        if row["status"] != "ok":
             continue
         src = html.escape(f"{quote(str(row['plane']))}/{FIGURE}")
         figures.append(f'<figure id="plane-{i}"><figcaption><b>{_cell(row["plane"])}</b>: {_cell(row["rois"])} '

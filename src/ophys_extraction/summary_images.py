@@ -69,6 +69,7 @@ class SummaryImages:
     mean_binned: np.ndarray  # float32 (H, W): mean of the (denoised) binned movie, the ratio's denominator
     bin_size: int
     n_bins: int
+    saturated: int = 0  # pixel-frames at the integer dtype's maximum (0 for a float movie)
 
 
 def bin_size_for(bin_duration: float, frame_rate: float, n_frames: int) -> int:
@@ -366,8 +367,13 @@ def compute_summary_images(dset: h5py.Dataset, info: MovieInfo, frame_rate: floa
         stream = _BinnedStream(info.height, info.width, bin_size, n_bins, highpass_time, binned)
         # Native dtype (no float copy), read into a ring of 3 reused buffers by a reader thread one chunk ahead,
         # so reading overlaps the sums (numpy and h5py release the GIL for most of their work).
+        # Saturation is counted in the same pass: pixel-frames at the integer dtype's maximum.
+        top = np.iinfo(dset.dtype).max if np.issubdtype(dset.dtype, np.integer) else None
+        saturated = 0
         for _, block in prefetch(iter_chunks(dset, chunk, info.path, dtype=dset.dtype, buffers=3), depth=1):
             stream.add(block)
+            if top is not None:
+                saturated += int(np.count_nonzero(block == top))
             del block
         mean_img, mean_binned = stream.finish(info.n_frames)
         if options.denoise:
@@ -388,4 +394,5 @@ def compute_summary_images(dset: h5py.Dataset, info: MovieInfo, frame_rate: floa
         mean_binned=mean_binned,
         bin_size=bin_size,
         n_bins=n_bins,
+        saturated=saturated,
     )

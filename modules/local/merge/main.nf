@@ -1,5 +1,6 @@
 // Writes the plane's extraction.h5 (docs/output.md), <plane>_extraction.h5 (external links to it) and
-// detected_ROIs.png; the file is validated before the rename.
+// detected_ROIs.png; the file is validated before the rename. main.nf puts `results` into <outdir>/<plane>/extraction
+// (lib/PlaneOutputs.groovy), not publishDir: a file that cannot be put there fails the plane with the reason.
 process MERGE {
     tag "${meta.id}"
     label 'process_single'
@@ -9,8 +10,7 @@ process MERGE {
 
     output:
     tuple val(meta), path('extraction/extraction.h5'), optional: true, emit: extraction
-    path 'extraction/detected_ROIs.png',               optional: true, emit: figure
-    path 'extraction/*_extraction.h5',                 optional: true, emit: alias
+    tuple val(meta), path('extraction/*'),             optional: true, emit: results
     path 'plane_summary.json',                         optional: true, emit: plane_summary
     tuple val(meta), path('bad_input.txt'),            optional: true, emit: bad_input
     path 'versions.yml',                                               emit: versions

@@ -1,5 +1,6 @@
 // With --nwb: the plane's extraction.h5 as <plane>.nwb (pynwb). Its own step, after MERGE: it needs only
-// extraction.h5, so turning --nwb on later (-resume) or changing its options reruns this step alone.
+// extraction.h5, so turning --nwb on later (-resume) or changing its options reruns this step alone. main.nf puts
+// `nwb` into <outdir>/<plane>/extraction (lib/PlaneOutputs.groovy).
 process NWB {
     tag "${meta.id}"
     label 'process_single'

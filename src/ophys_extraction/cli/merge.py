@@ -58,6 +58,30 @@ def recorded_warnings(summary: Path) -> list[str]:
     return [str(w) for w in warnings] if isinstance(warnings, list) else []
 
 
+def no_roi_warning(segmentation: Path) -> str:
+    """Why a plane has no ROIs, from what SEGMENT saved: no pixel above the cell-probability threshold, candidates
+    that Cellpose's mask steps all removed, or masks that suite2p then dropped (MERGE is only asked when the plane
+    ended with none)."""
+    with h5py.File(segmentation, "r") as handle:
+        cellprob = handle["cellpose/cellprob"][()]
+        n_masks = int(handle["cellpose/masks"][()].max(initial=0))
+        attrs = dict(handle.attrs)
+    threshold = float(attrs.get("cellprob_threshold", 0.0))
+    above = int(np.count_nonzero(cellprob > threshold))
+    if n_masks:
+        return (f"no ROIs: suite2p's ROI statistics (EXTRACT) dropped all {n_masks} masks Cellpose found; check "
+                "EXTRACT's --npix_norm_min, --npix_norm_max and --max_overlap")
+    if not above:
+        return (f"no ROIs: no pixel's cell probability is above --cellprob_threshold {threshold:g} (the highest is "
+                f"{float(cellprob.max(initial=-np.inf)):.2f}): the threshold removed every candidate; a lower one "
+                "finds dimmer cells")
+    diameter = attrs.get("diameter_used")
+    at = f" at diameter {float(diameter):.1f} px" if diameter is not None else ""
+    return (f"no ROIs: {above} pixels are above --cellprob_threshold {threshold:g}, but Cellpose kept no mask from "
+            f"them{at} (its flow check, --flow_threshold {float(attrs.get('flow_threshold', 0.0)):g}, and its "
+            "smallest mask size): check --diameter, or raise --flow_threshold")
+
+
 def write_plane_summary(path: Path, row: dict) -> None:
     """The JSON file, written under a temporary name and renamed (nothing partial on failure)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -81,7 +105,9 @@ def main(argv: list[str] | None = None) -> int:
                                                  "rois": result.n_rois, "cells": result.n_cells,
                                                  "rois_baseline_at_or_below_zero": result.n_low_baseline,
                                                  "runtime_seconds": round(runtime, 1),
-                                                 "warnings": recorded_warnings(args.summary)})
+                                                 "warnings": recorded_warnings(args.summary)
+                                                 + ([no_roi_warning(args.segmentation)] if not result.n_rois
+                                                    else [])})
     print(f"merge: {result.n_rois} ROIs -> {result.extraction}, {result.figure} in {time.time() - t0:.1f} s",
           file=sys.stdout)
     return 0

@@ -83,6 +83,21 @@ def read_summary(path: Path, names: tuple[str, ...]) -> dict[str, np.ndarray]:
     return images
 
 
+# A --diameter above this share of the image's smaller side is refused before Cellpose runs: no cell fills half the
+# field of view, and Cellpose, which rescales the image by its working size over the diameter, fails on such a size
+# with an OpenCV error (a 1000 px diameter shrinks a 512 px image below one pixel).
+MAX_DIAMETER_SHARE = 0.5
+
+
+def check_diameter(diameter: float, shape: tuple[int, ...], summary: Path) -> None:
+    """An InputError when a fixed diameter (> 0) is more than MAX_DIAMETER_SHARE of the smaller image side."""
+    limit = MAX_DIAMETER_SHARE * min(shape)
+    if diameter > limit:
+        raise InputError("--diameter", f"{diameter:g} px is more than half the smaller side of the plane's "
+                                       f"{shape[0]} x {shape[1]} px image ({summary}), larger than any cell in it: "
+                                       "give the cell diameter in pixels, or 0 to estimate it")
+
+
 def write_segmentation(path: Path, result: SegmentationResult, extra_attrs: dict[str, object]) -> None:
     with atomic_h5(path) as out:
         group = out.create_group("cellpose")
@@ -113,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
                                 spatial_hp_cp=args.spatial_hp_cp, device=args.device)
     params.validate()
     images = read_summary(args.summary, required_datasets(params.anatomical_only))
+    check_diameter(params.diameter, next(iter(images.values())).shape, args.summary)
 
     # torch and Cellpose are imported only now: `--help` and input errors stay fast.
     device = segmentation.resolve_device(params.device)

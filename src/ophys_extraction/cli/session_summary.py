@@ -13,9 +13,9 @@ from ophys_extraction.session_summary import write_session_summary
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ophys-extraction session-summary", description=__doc__)
     parser.add_argument("--run", type=Path, required=True,
-                        help='JSON file: {"planes": [{"plane": ID, "error": LINE or null}, ...] (every plane found, '
-                             'in order), "stale_folders": [NAME, ...]}; plane ids travel in a file, never on a '
-                             "command line")
+                        help='JSON file: {"planes": [{"plane": ID, "error": LINE or null, "warnings": [LINE, ...]}, '
+                             '...] (every plane found, in order; warnings optional), "stale_folders": [NAME, ...]}; '
+                             "plane ids travel in a file, never on a command line")
     parser.add_argument("--output", type=Path, default=Path("."), help="folder for summary.json and summary.csv")
     parser.add_argument("summaries", nargs="*", type=Path, help="plane_summary.json files of finished planes")
     args = parser.parse_args(argv)

@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     frame_rate = args.frame_rate
     with open_movie(args.movie) as (dset, info):
         images = compute_summary_images(dset, info, frame_rate, options, tmp_dir=_scratch_dir(args.output))
-    warnings = recording_warnings(info, frame_rate, images.n_bins, options.bin_duration)
+    warnings = recording_warnings(info, frame_rate, images.n_bins, options.bin_duration, images.saturated)
     with atomic_h5(args.output) as handle:
         write_array(handle, "meanImg", images.mean_img)
         write_array(handle, "maxImg", images.max_img)
@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             "bin_size": images.bin_size,
             "n_bins": images.n_bins,
             "denoise": bool(options.denoise),
+            "saturated_pixel_frames": images.saturated,
             # Carried into plane_summary.json by MERGE, so the session summary lists them.
             "warnings": json.dumps(warnings),
             "runtime_seconds": time.perf_counter() - started,

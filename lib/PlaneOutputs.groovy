@@ -1,0 +1,98 @@
+import java.nio.file.AtomicMoveNotSupportedException
+import java.nio.file.FileSystemException
+import java.nio.file.Files
+import java.nio.file.LinkOption
+import java.nio.file.Path
+import java.nio.file.StandardCopyOption
+import nextflow.file.FileHelper
+
+/**
+ * A plane's folder in --outdir holds this run's answer or nothing. Its result files are put there here (main.nf),
+ * not by publishDir, so that a file that cannot be put in place fails its plane with the file system's reason
+ * before the summary is written; a plane that failed has its folder, results of an earlier run included, set aside.
+ */
+class PlaneOutputs {
+
+    /** What a moved-aside folder of a failed plane is called: `<plane><SET_ASIDE>` beside the plane folders. */
+    static final String SET_ASIDE = '.stale'
+
+    /**
+     * Puts `files` into `dir` as --publish_dir_mode `mode` says (copy, copyNoFollow, link, symlink, rellink, move),
+     * each under a temporary name, then renamed, so a file with its final name is complete. Returns null, or one
+     * line naming the first file that could not be put there and why (the OS error, e.g. No space left on device).
+     */
+    static String publish(List<Path> files, Path dir, String mode) {
+        for (Path source : files) {
+            Path target = dir.resolve(source.fileName.toString())
+            Path partial = dir.resolve(".${source.fileName}.publishing")
+            try {
+                Files.createDirectories(dir)
+                Files.deleteIfExists(partial)
+                place(source, partial, mode)
+                try {
+                    Files.move(partial, target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE)
+                } catch (AtomicMoveNotSupportedException ignored) {
+                    Files.move(partial, target, StandardCopyOption.REPLACE_EXISTING)
+                }
+                if (!Files.exists(target)) throw new IOException('not there after it was written')
+            } catch (IOException err) {
+                try { Files.deleteIfExists(partial) } catch (IOException ignored) { }
+                return "${target.toUriString()}: could not be published (${reason(err)})".toString()
+            }
+        }
+        return null
+    }
+
+    private static void place(Path source, Path target, String mode) {
+        switch (mode) {
+            case 'copy': FileHelper.copyPath(source, target); break
+            case 'copyNoFollow': FileHelper.copyPath(source, target, LinkOption.NOFOLLOW_LINKS); break
+            case 'link': Files.createLink(target, source); break
+            case 'symlink': Files.createSymbolicLink(target, source.toAbsolutePath()); break
+            case 'rellink': Files.createSymbolicLink(target, target.toAbsolutePath().parent.relativize(source.toAbsolutePath())); break
+            case 'move': FileHelper.movePath(source, target); break
+            default: throw new IllegalArgumentException("unknown --publish_dir_mode ${mode}")
+        }
+    }
+
+    /** The OS's words for a failed file operation (FileSystemException's reason), else the exception's message. */
+    private static String reason(IOException err) {
+        if (err instanceof FileSystemException && ((FileSystemException) err).reason) return ((FileSystemException) err).reason
+        String kind = err.class.simpleName
+        return err.message ? "${kind}: ${err.message}" : kind
+    }
+
+    /**
+     * The folder `<outdir>/<plane>` of each failed plane, whatever it holds (an earlier run's results, files of this
+     * run published before the plane failed), is removed (`remove`, --remove_stale_planes) or moved to
+     * `<plane>.stale` (replacing an older one; removed instead where that name is a plane of this run). Returns
+     * plane id -> [note: what was done, for the plane's warnings; aside: the new folder's name, or null]. A folder
+     * that cannot be moved or removed is said so in its note (it stops nothing: the summary still gets written).
+     */
+    static Map<String, Map> setAside(Path outdir, Collection<String> failed, List<String> planeIds, boolean remove) {
+        Map<String, Map> done = [:]
+        failed.each { String id ->
+            Path folder = outdir.resolve(id)
+            if (!Files.exists(folder, LinkOption.NOFOLLOW_LINKS)) return
+            try {
+                done[id] = setAsideOne(outdir, id, planeIds, remove)
+            } catch (IOException err) {
+                done[id] = [note: "its folder ${folder.toUriString()} could not be set aside (${reason(err)}): what it holds is not a result of this run".toString(), aside: null]
+            }
+        }
+        return done
+    }
+
+    private static Map setAsideOne(Path outdir, String id, List<String> planeIds, boolean remove) {
+        Path folder = outdir.resolve(id)
+        String aside = id + SET_ASIDE
+        if (remove || aside in planeIds) {
+            FileHelper.deletePath(folder)
+            return [note: "its folder ${folder.toUriString()} (results of an earlier run, or of this run before it failed) was removed${remove ? ' (--remove_stale_planes)' : ''}".toString(), aside: null]
+        }
+        Path target = outdir.resolve(aside)
+        if (Files.exists(target, LinkOption.NOFOLLOW_LINKS)) FileHelper.deletePath(target)
+        FileHelper.movePath(folder, target)
+        return [note: "its folder (results of an earlier run, or of this run before it failed) was moved to ${target.toUriString()}, which is not a result of this run (--remove_stale_planes removes it)".toString(), aside: aside]
+    }
+}
