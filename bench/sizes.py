@@ -45,7 +45,8 @@ DIAMETER_TARGET = 0.15         # ... and the estimate within 15% of the best dia
 
 def best_diameter(d: np.ndarray, f1: np.ndarray) -> float:
     """The F1 peak on the grid, refined by a parabola in log diameter through the peak and its neighbours."""
-    return sizing.parabola_minimum({float(x): -float(y) for x, y in zip(d, f1)})
+    values = {float(x): float(y) for x, y in zip(d, f1)}
+    return sizing.parabola_peak(values, max(values, key=values.get))
 
 
 def band(d: np.ndarray, f1: np.ndarray, within: float = F1_BAND) -> tuple[float, float]:

@@ -31,7 +31,8 @@ class PlaneOutputs {
                 place(source, partial, mode)
                 try {
                     Files.move(partial, target, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE)
-                } catch (AtomicMoveNotSupportedException ignored) {
+                } catch (AtomicMoveNotSupportedException | UnsupportedOperationException ignored) {
+                    // object stores (S3) have no atomic rename: a plain move, which they do as copy + delete
                     Files.move(partial, target, StandardCopyOption.REPLACE_EXISTING)
                 }
                 if (!Files.exists(target)) throw new IOException('not there after it was written')

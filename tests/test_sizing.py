@@ -46,7 +46,7 @@ def peaked(centre: float, calls: list[float] | None = None):
     def evaluate(d: float) -> sizing.Found:
         if calls is not None:
             calls.append(d)
-        return sizing.Found(100, 100 * float(np.exp(-(np.log(d) - np.log(centre)) ** 2)))
+        return sizing.Found(100, 100 * float(np.exp(-((np.log(d) - np.log(centre)) / 0.3) ** 2)))
     return evaluate
 
 
@@ -70,9 +70,20 @@ def test_search_walks_from_its_start_to_the_least_quality(start):
     assert len(seen) <= 1 + sizing.MAX_STEPS + 2
 
 
+def test_search_takes_the_larger_diameter_where_the_quality_is_flat():
+    # 100 masks; all consistent from 10 to 16 px, fewer outside: a plateau the larger end of which is chosen.
+    def flat(d: float) -> sizing.Found:
+        return sizing.Found(100, 100.0 if 10 <= d <= 16 else 60.0)
+    diameter, seen = sizing.search(flat, (10.0,))
+    assert round(10.0 * sizing.COARSE_STEP, 3) in seen and diameter == pytest.approx(10.0 * sizing.COARSE_STEP, abs=1e-3)
+    # ... but a smaller diameter is taken only where it is better by more than PLATEAU.
+    diameter, _ = sizing.search(lambda d: sizing.Found(100, 100.0 - 0.1 * d), (12.0,))
+    assert diameter > 12.0
+
+
 def test_search_from_several_starts_begins_at_the_best_and_stays_in_bounds():
     diameter, seen = sizing.search(peaked(40.0), sizing.SCAN_DIAMETERS, upper=30.0)
-    assert set(sizing.SCAN_DIAMETERS) - {34.0} <= set(seen) and max(seen) == 30.0
+    assert {round(d, 3) for d in sizing.SCAN_DIAMETERS[:-1]} <= set(seen) and max(seen) == 30.0
     assert diameter == 30.0                                   # the bound, where the quality is highest
     diameter, _ = sizing.search(peaked(3.0), (8.0,))
     assert diameter == sizing.MIN_DIAMETER
@@ -83,9 +94,9 @@ def test_search_where_no_candidate_finds_a_mask_keeps_the_start():
     assert diameter == 11.0 and set(seen.values()) == {0.0}
 
 
-def test_parabola_minimum_between_the_neighbours_of_the_best():
-    seen = {10.0: 1.0, 12.0: 0.2, 14.0: 0.5}
-    x = sizing.parabola_minimum(seen)
-    assert 10.0 < x < 14.0 and x != 12.0
-    assert sizing.parabola_minimum({10.0: 0.1, 12.0: 0.2, 14.0: 0.5}) == 10.0     # best at an end: itself
-    assert sizing.parabola_minimum({10.0: 1.0, 12.0: 0.2, 14.0: np.inf}) == 12.0   # an end with no mask
+def test_parabola_peak_between_the_neighbours_of_the_centre():
+    values = {10.0: 0.2, 12.0: 1.0, 14.0: 0.5}
+    x = sizing.parabola_peak(values, 12.0)
+    assert 12.0 < x < 14.0                                              # towards the higher neighbour
+    assert sizing.parabola_peak(values, 10.0) == 10.0                   # at an end: itself
+    assert sizing.parabola_peak({10.0: 0.5, 12.0: 0.2, 14.0: 0.5}, 12.0) == 12.0   # curving up: itself

@@ -307,7 +307,7 @@ def choose_diameter(model: LoadedModel, image: np.ndarray, params: SegmentationP
         start = f"size model {starts[0]:.1f} px"
     else:
         starts = sizing.SCAN_DIAMETERS
-        start = "no size model: from the scan " + "/".join(f"{d:g}" for d in starts) + " px"
+        start = "no size model: from the scan " + "/".join(f"{d:.0f}" for d in starts) + " px"
     crop = central_crop(image, int(np.ceil(SEARCH_NETWORK_SIDE * np.exp(np.mean(np.log(starts))) / model.diam_mean)))
     diameter, quality = sizing.search(lambda d: found_at(model, crop, params, d), starts, upper=min(image.shape) / 4)
     tried = ", ".join(f"{d:.1f}: {q:.3f}" for d, q in sorted(quality.items()))

@@ -19,9 +19,10 @@ agreeing with its masks, it finds fewer consistent masks, or more masks of which
 * **Start:** Cellpose's size model where the model has one (`<model>_size.npy`: a regression from the network's
   style vector to log diameter, `cellpose.train.train_size`), else a scan of `SCAN_DIAMETERS` (two-photon somata at
   0.4-2 um/px). The start is only a prior: the search moves away from it.
-* **Search** (`search`): steps of a factor `COARSE_STEP` from the best start in the direction in which the quality
-  rises, while it rises; then one `FINE_STEP` either side of the best; then the peak of a parabola in log diameter
-  through the best and its two neighbours. 5-6 evaluations from a size model's start, each on one crop of the
+* **Search** (`search`): steps of a factor `COARSE_STEP` from the best start, up while the quality stays within
+  `PLATEAU` of the best seen, down while it rises by more; then one `FINE_STEP` either side of the best; then the
+  largest diameter within `PLATEAU` of the best quality, refined, where it is alone on that plateau, to the peak
+  of a parabola in log diameter through it and its two neighbours. 5-6 evaluations from a size model's start, each on one crop of the
   image (segmentation.py), so that its cost does not grow with the plane.
 
 Diameters are Cellpose's measure (`utils.diameters`): the diameter of a disk of the mask's area, median over masks.
@@ -40,7 +41,8 @@ from ophys_extraction.errors import InputError
 # Cellpose's name for the size model beside a model file (cellpose.train.train_size writes it).
 SIZE_MODEL_SUFFIX = "_size.npy"
 # Start of the search for a model without a size model (px): two-photon somata at 0.4-2 um/px are about 6-30 px.
-SCAN_DIAMETERS = (6.0, 8.5, 12.0, 17.0, 24.0, 34.0)
+# A factor COARSE_STEP apart, so that the search's steps from them land on them.
+SCAN_DIAMETERS = tuple(6.0 * 2.0 ** (k / 2) for k in range(6))   # 6, 8.5, 12, 17, 24, 34
 # Cellpose's floor for a predicted diameter (SizeModel._size_estimation); also the search's.
 MIN_DIAMETER = 5.0
 # The search's steps (factors): coarse while the flow error falls, then fine either side of the best.
@@ -49,6 +51,11 @@ FINE_STEP = 2.0 ** 0.25
 # At most this many evaluations after the start (a quality that falls forever stops here).
 MAX_STEPS = 8
 
+# Within this share of the highest quality the larger diameter is chosen: the quality is often flat over a factor
+# 1.3-1.5 in diameter while F1 still rises towards the plateau's larger end (on the held-out sweeps of
+# bench/size_sweep.py, F1 more than 0.03 below its peak on 7 of 68 planes this way, 10 at the peak itself, 15 at
+# the plateau's smaller end).
+PLATEAU = 0.01
 # Cellpose 3's default flow_threshold: a mask with this flow error counts half in the quality, twice it not at all.
 CELLPOSE_FLOW_THRESHOLD = 0.4
 
@@ -113,9 +120,9 @@ def size_model_file(model_file: Path) -> Path:
 
 def search(evaluate: Evaluate, starts: tuple[float, ...], lower: float = MIN_DIAMETER,
            upper: float = float("inf")) -> tuple[float, dict[float, float]]:
-    """(diameter of the highest `label_free_f1`, every diameter evaluated -> its quality), searching in log diameter
-    from the best of `starts` (module docstring), within [lower, upper]. Where nothing is found at any candidate the
-    first start is returned."""
+    """(chosen diameter, every diameter evaluated -> its `label_free_f1`), searching in log diameter from the best of
+    `starts` (module docstring), within [lower, upper]. Where nothing is found at any candidate the first start is
+    returned."""
     lower, upper = float(lower), max(float(lower), float(upper))
     seen: dict[float, Found] = {}
 
@@ -126,43 +133,46 @@ def search(evaluate: Evaluate, starts: tuple[float, ...], lower: float = MIN_DIA
         most = max(f.consistent for f in seen.values())
         return {d: label_free_f1(f, most) for d, f in seen.items()}
 
-    def at(diameter: float) -> None:
+    def chosen_after(diameter: float) -> float:
         if diameter not in seen:
             seen[diameter] = evaluate(diameter)
-
-    def better(diameter: float, than: float) -> bool:
-        at(diameter)
-        q = quality()
-        return q[diameter] > q[than]
+        return on_plateau(quality())
 
     for start in starts:
-        at(clip(start))
-    q = quality()
-    best = max(q, key=lambda d: (q[d], -d))   # ties: the smaller
+        best = chosen_after(clip(start))
     for step in (COARSE_STEP, 1 / COARSE_STEP):
         while len(seen) < len(starts) + MAX_STEPS:
             nxt = clip(best * step)
-            if nxt == best or not better(nxt, best):
+            if nxt == best or chosen_after(nxt) != nxt:
                 break
             best = nxt
     if max(f.consistent for f in seen.values()) == 0:
         return clip(starts[0]), quality()
     for step in (FINE_STEP, 1 / FINE_STEP):
-        better(clip(best * step), best)
+        chosen_after(clip(best * step))
     q = quality()
-    return parabola_minimum({d: -v for d, v in q.items()}), q
+    best = on_plateau(q)
+    below = [d for d in q if d < best]
+    if below and q[max(below)] < (1 - PLATEAU) * max(q.values()):
+        return parabola_peak(q, best), q          # a peak alone on its plateau: refined between its neighbours
+    return best, q
 
 
-def parabola_minimum(seen: dict[float, float]) -> float:
-    """The minimum of a parabola in log diameter through the lowest of `seen` (diameter -> value) and its two
-    neighbours, kept between those neighbours; the lowest itself where it lies at an end or the three do not curve
-    upwards."""
-    ds = sorted(seen)
-    i = min(range(len(ds)), key=lambda k: (seen[ds[k]], ds[k]))
-    if i == 0 or i == len(ds) - 1 or not np.isfinite([seen[d] for d in ds[i - 1:i + 2]]).all():
-        return ds[i]
+def on_plateau(quality: dict[float, float]) -> float:
+    """The largest diameter whose quality is within PLATEAU of the highest."""
+    top = max(quality.values())
+    return max(d for d, v in quality.items() if v >= (1 - PLATEAU) * top)
+
+
+def parabola_peak(values: dict[float, float], centre: float) -> float:
+    """The peak of a parabola in log diameter through `centre` and its two neighbours in `values` (diameter ->
+    value), kept between those neighbours; `centre` itself where it lies at an end or the three do not curve down."""
+    ds = sorted(values)
+    i = ds.index(centre)
+    if i == 0 or i == len(ds) - 1:
+        return centre
     x = np.log(ds[i - 1:i + 2])
-    a, b, _ = np.polyfit(x, [seen[d] for d in ds[i - 1:i + 2]], 2)
-    if not a > 0:
-        return ds[i]
+    a, b, _ = np.polyfit(x, [values[d] for d in ds[i - 1:i + 2]], 2)
+    if not a < 0:
+        return centre
     return float(np.exp(np.clip(-b / (2 * a), x[0], x[2])))
