@@ -94,13 +94,13 @@ def discoverPlanes() {
 
 /** Plane folders in --outdir from an earlier run: removed with --remove_stale_planes, else named in the summary. */
 def staleFolders(List planeIds) {
-    def stale = PlaneFinder.staleFolders(file(params.outdir), planeIds)
+    def stale = PlaneFinder.staleFolders(file(params.outdir.toString(), glob: false), planeIds)
     if (!params.remove_stale_planes) {
         stale.each { log.warn "${params.outdir}/${it}: plane folder of an earlier run, not a plane of this run (named in summary.json; --remove_stale_planes removes such folders)" }
         return stale
     }
     stale.each { name ->
-        file("${params.outdir}/${name}").deleteDir()
+        file("${params.outdir}/${name}", glob: false).deleteDir()
         log.warn "Removed ${params.outdir}/${name}: a plane folder of an earlier run (--remove_stale_planes)"
     }
     return []
@@ -137,7 +137,7 @@ workflow {
     ch_unpublished = ch_results
         .map { meta, files ->
             [meta.id, PlaneOutputs.publish(files instanceof List ? files : [files],
-                                           file("${params.outdir}/${meta.id}/extraction"), params.publish_dir_mode.toString())]
+                                           file("${params.outdir}/${meta.id}/extraction", glob: false), params.publish_dir_mode.toString())]
         }
         .filter { id, problem -> problem != null }
 
@@ -152,7 +152,7 @@ workflow {
         .map { failures ->
             // A step's reason wins over a publishing one, whatever order they arrived in.
             def errors = failedAtStart + failures.sort { -it[2] }.collectEntries { [it[0], it[1]] }
-            def setAside = PlaneOutputs.setAside(file(params.outdir), errors.keySet(), planeIds,
+            def setAside = PlaneOutputs.setAside(file(params.outdir.toString(), glob: false), errors.keySet(), planeIds,
                                                  params.remove_stale_planes.toString() == 'true')
             RunReport.runJson(planeIds, errors, stale + setAside.values()*.aside.findAll(),
                               setAside.collectEntries { id, done -> [id, done.note] })
