@@ -166,13 +166,17 @@ def on_plateau(quality: dict[float, float]) -> float:
 
 def parabola_peak(values: dict[float, float], centre: float) -> float:
     """The peak of a parabola in log diameter through `centre` and its two neighbours in `values` (diameter ->
-    value), kept between those neighbours; `centre` itself where it lies at an end or the three do not curve down."""
+    value), kept between those neighbours and rounded to 0.001 px; `centre` itself where it lies at an end or the
+    three do not curve down. Closed-form arithmetic, not a least-squares fit: a BLAS fit differs in the last bits
+    between builds and CPU kernels (the container test compares outputs bit for bit)."""
     ds = sorted(values)
     i = ds.index(centre)
     if i == 0 or i == len(ds) - 1:
         return centre
-    x = np.log(ds[i - 1:i + 2])
-    a, b, _ = np.polyfit(x, [values[d] for d in ds[i - 1:i + 2]], 2)
+    (x1, x2, x3), (y1, y2, y3) = np.log(ds[i - 1:i + 2]).tolist(), [values[d] for d in ds[i - 1:i + 2]]
+    denom = (x1 - x2) * (x1 - x3) * (x2 - x3)
+    a = (x3 * (y2 - y1) + x2 * (y1 - y3) + x1 * (y3 - y2)) / denom
+    b = (x3 * x3 * (y1 - y2) + x2 * x2 * (y3 - y1) + x1 * x1 * (y2 - y3)) / denom
     if not a < 0:
         return centre
-    return float(np.exp(np.clip(-b / (2 * a), x[0], x[2])))
+    return round(float(np.exp(min(max(-b / (2 * a), x1), x3))), 3)
