@@ -92,6 +92,7 @@ def test_search_from_several_starts_begins_at_the_best_and_stays_in_bounds():
 def test_search_where_no_candidate_finds_a_mask_keeps_the_start():
     diameter, seen = sizing.search(lambda d: sizing.Found(0, 0.0), (11.0,))
     assert diameter == 11.0 and set(seen.values()) == {0.0}
+    assert len(seen) <= 3                     # the start and one step each way: no walk through empty candidates
 
 
 def test_parabola_peak_between_the_neighbours_of_the_centre():

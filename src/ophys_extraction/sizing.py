@@ -45,7 +45,7 @@ SIZE_MODEL_SUFFIX = "_size.npy"
 SCAN_DIAMETERS = tuple(6.0 * 2.0 ** (k / 2) for k in range(6))   # 6, 8.5, 12, 17, 24, 34
 # Cellpose's floor for a predicted diameter (SizeModel._size_estimation); also the search's.
 MIN_DIAMETER = 5.0
-# The search's steps (factors): coarse while the flow error falls, then fine either side of the best.
+# The search's steps (factors): coarse while the quality rises, then fine either side of the best.
 COARSE_STEP = 2.0 ** 0.5
 FINE_STEP = 2.0 ** 0.25
 # At most this many evaluations after the start (a quality that falls forever stops here).
@@ -133,6 +133,9 @@ def search(evaluate: Evaluate, starts: tuple[float, ...], lower: float = MIN_DIA
         most = max(f.consistent for f in seen.values())
         return {d: label_free_f1(f, most) for d, f in seen.items()}
 
+    def found_any() -> bool:
+        return max(f.consistent for f in seen.values()) > 0
+
     def chosen_after(diameter: float) -> float:
         if diameter not in seen:
             seen[diameter] = evaluate(diameter)
@@ -143,10 +146,10 @@ def search(evaluate: Evaluate, starts: tuple[float, ...], lower: float = MIN_DIA
     for step in (COARSE_STEP, 1 / COARSE_STEP):
         while len(seen) < len(starts) + MAX_STEPS:
             nxt = clip(best * step)
-            if nxt == best or chosen_after(nxt) != nxt:
+            if nxt == best or chosen_after(nxt) != nxt or not found_any():
                 break
             best = nxt
-    if max(f.consistent for f in seen.values()) == 0:
+    if not found_any():
         return clip(starts[0]), quality()
     for step in (FINE_STEP, 1 / FINE_STEP):
         chosen_after(clip(best * step))
