@@ -271,7 +271,8 @@ def masks_and_final_locations(dP: np.ndarray, cellprob: np.ndarray, cellprob_thr
 # all), sized so that the network sees it at this many pixels a side at the search's start: about 30 cells a side
 # whatever their size, so a candidate costs about the same on a 256 x 256 plane as on a 2048 x 2048 one. 372 px is
 # the largest side Cellpose covers with 2 x 2 of its 224-px tiles at its 10% overlap (384 would take 3 x 3); a 256-px
-# crop was measured too noisy (bench/sizes.py: worst F1 loss 0.17 against 0.10 at 384 and 0.05 on whole planes).
+# crop was measured too noisy (the 68 sweeps of bench/size_sweep.py, before the plateau rule: worst F1 loss 0.17
+# against 0.10 at 384 px and 0.05 on whole planes).
 SEARCH_NETWORK_SIDE = 372
 # The size model's style is taken on a central crop of at most this side (Cellpose fits it on 224-px patches).
 STYLE_SIDE = 256
