@@ -4,7 +4,8 @@ bench/size_sweep.py (run it first: it caches the F1-over-diameter curve of each 
 and the F1 there, against the diameter where the model's F1 peaks and that peak.
 
 Planes: the project generator's five families, the independent renderer's three looks (synthetic/other_render.py:
-nothing was fitted or tuned on it) and the real annotated image at four zooms, each at cell sizes 7/10/14/20 px.
+no parameter was fitted on it; README, "How held out the table is") and the real annotated image at four zooms,
+each at cell sizes 7/10/14/20 px.
 Everything fitted is held out: the estimate runs once with the bundled size model (fitted on the training families
 and the real image, never on bright_ring or the other renderer) and once with a leave-one-family-out size model
 (the same regression, Cellpose's `train_size` ridge, fitted on the sweep planes of the other families only; for the

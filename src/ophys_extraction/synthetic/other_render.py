@@ -1,6 +1,7 @@
-"""A second, independent renderer of mean images with ground truth, used only to VALIDATE fitted steps (the size
-estimate's prior and calibration, bench/sizes.py): nothing is fitted or tuned on it, and it shares no code with the
-main generator (`scene`, `render`), so a method that only works on the main generator's look fails here.
+"""A second, independent renderer of mean images with ground truth, used only to VALIDATE (the size choice,
+bench/sizes.py): no parameter is fitted on it (README, "How held out the table is", says how it informed the size
+choice's design), and it shares no code with the main generator (`scene`, `render`), so a method that only works on
+the main generator's look fails here.
 
 What differs from the main generator on purpose:
 * cells are ellipses (axis ratio 0.6-1, any orientation) with a wavy outline (radial harmonics 2-5), not disks;
