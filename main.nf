@@ -75,9 +75,10 @@ def discoverPlanes() {
     }
     def usable = []
     def failed = [:]
+    def rateRule = ParamsChecker.properties(file("${projectDir}/nextflow_schema.json")).frame_rate
     planes.each { plane ->
         try {
-            def rate = PlaneFinder.frameRate(plane, params.frame_rate)
+            def rate = PlaneFinder.frameRate(plane, params.frame_rate, rateRule)
             log.info "plane ${plane.id}: ${plane.movie.toUriString()} at ${rate} Hz"
             usable << [[id: plane.id, frame_rate: rate], plane.movie]
         } catch (IllegalArgumentException err) {

@@ -154,9 +154,9 @@ class PlaneFinder {
      * then session.json in the movie's folder or the two above it (the folders of the movie as named: for a link,
      * those of the link).
      */
-    static double frameRate(Map plane, def parameter) {
-        if (plane.frame_rate != null) return check(plane.frame_rate, plane.where)
-        if (parameter != null) return check(parameter, '--frame_rate')
+    static double frameRate(Map plane, def parameter, Map rule) {
+        if (plane.frame_rate != null) return check(plane.frame_rate, plane.where, rule)
+        if (parameter != null) return check(parameter, '--frame_rate', rule)
         Path movie = plane.movie
         Path dir = movie.toAbsolutePath().parent
         List<Path> folders = [dir, dir?.parent, dir?.parent?.parent].findAll { it != null }
@@ -168,7 +168,7 @@ class PlaneFinder {
                 try { doc = new JsonSlurper().parseText(new String(Files.readAllBytes(candidate), StandardCharsets.UTF_8)) }
                 catch (Exception err) { throw new IllegalArgumentException("${candidate.toUriString()}: cannot be read as JSON (${err.class.simpleName})") }
                 def value = name == 'processing.json' ? fromProcessing(doc) : fromSession(doc)
-                if (value != null) return check(value, candidate.toUriString())
+                if (value != null) return check(value, candidate.toUriString(), rule)
             }
         }
         throw new IllegalArgumentException("${movie.toUriString()}: no frame rate: pass --frame_rate (or a samplesheet's frame_rate) or put processing.json (movie_frame_rate_hz) or session.json beside the movie")
@@ -302,11 +302,11 @@ class PlaneFinder {
         return null
     }
 
-    private static double check(value, String source) {
-        double rate
-        try { rate = Double.parseDouble(value.toString()) }
-        catch (NumberFormatException ignored) { throw new IllegalArgumentException("${source}: frame rate '${value}' is not a number") }
-        if (Double.isNaN(rate) || Double.isInfinite(rate) || rate <= 0) throw new IllegalArgumentException("${source}: frame rate must be a positive number, got '${value}'")
-        return rate
+    /** The rate, checked with `rule` (the schema's frame_rate entry, written from src/ophys_extraction/options.py:
+     * the rule SUMMARY_IMAGES applies to its --frame_rate). */
+    private static double check(value, String source, Map rule) {
+        String problem = ParamsChecker.valueProblem(value, rule)
+        if (problem) throw new IllegalArgumentException("${source}: frame rate '${value}' ${problem}")
+        return Double.parseDouble(value.toString())
     }
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import h5py
@@ -11,6 +12,14 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+MODULES_CONFIG = (REPO / "conf" / "modules.config").read_text()
+
+
+def config_block(process: str) -> str:
+    """The text of `withName: '<process>' { ... }` in conf/modules.config (up to the next withName); empty for a
+    process without one (MERGE: no options, and its results are published by main.nf)."""
+    match = re.search(rf"^\s*withName: '{process}' \{{(.*?)(?=^\s*withName:|\Z)", MODULES_CONFIG, re.S | re.M)
+    return match.group(1) if match else ""
 
 
 def write_h5(path: Path, data: np.ndarray | None = None, **datasets: np.ndarray) -> Path:

@@ -120,9 +120,11 @@ def test_frame_rate_problems_of_each_plane(tmp_path: Path) -> None:
                if "Skipping plane " in line}
     assert sorted(skipped) == sorted(set(cases) - {"good"} | {"broken"})
     assert f"{root / 'nothing' / 'decrosstalk' / 'nothing_decrosstalk.h5'}: no frame rate: pass --frame_rate" in skipped["nothing"]
-    for plane in ("zero", "negative", "nan", "inf"):
-        assert "processing.json: frame rate must be a positive number" in skipped[plane], skipped[plane]
-    assert "processing.json: frame rate 'fast' is not a number" in skipped["text"]
+    # The rule of the schema's frame_rate entry (src/ophys_extraction/options.py FRAME_RATE), as the step's.
+    for plane, problem in {"zero": "'0' must be > 0 (frames per second)",
+                           "negative": "'-5' must be > 0 (frames per second)", "nan": "'NaN' must be a finite number",
+                           "inf": "'Infinity' must be a finite number", "text": "'fast' must be a finite number"}.items():
+        assert f"processing.json: frame rate {problem}" in skipped[plane], skipped[plane]
     assert "broken/decrosstalk/processing.json: cannot be read as JSON" in skipped["broken"]
     assert _found(run.output) == [f"plane good: {root / 'good' / 'decrosstalk' / 'good_decrosstalk.h5'} at 8.0 Hz"]
 
@@ -244,7 +246,7 @@ def test_samplesheet_problems_one_line_each(tmp_path: Path) -> None:
     expected = [
         f"{sheet} line 9: movie {data / 'absent.h5'}: file not found",
         f"{sheet} line 10: frame rate 'fast' is not a number",
-        f"{sheet} line 11: frame rate must be a positive number, got '0'",
+        f"{sheet} line 11: frame rate '0' must be > 0 (frames per second)",
         f"{sheet} line 12: no movie",
         f"{sheet} line 13: movie {data}: is not a file",
         f"{sheet} line 14: movie {data / 'none.h5'}: file not found",

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ import numpy as np
 
 from ophys_extraction import sizing
 from ophys_extraction.errors import InputError
+from ophys_extraction.options import SEGMENT as _TABLE
 from ophys_extraction.segmentation_input import IMAGE_MODES, prepare_image, spatial_highpass
 
 # The project's own model (trained by bin/train_model.py), under assets/models/ in the repository.
@@ -37,24 +38,17 @@ _FIRST_CONV = "downsample.down.res_down_0.conv.conv_0.2.weight"
 
 @dataclass(frozen=True)
 class SegmentationParams:
-    """SEGMENT's options and their defaults (the only place they are written; nextflow_schema.json mirrors them,
-    tests/test_parameters.py checks that)."""
-    anatomical_only: int = 2         # the mean image (segmentation_input.IMAGE_MODES)
-    diameter: float = 0.0            # 0: estimated from the plane's image (sizing.py)
-    cellprob_threshold: float = 0.0
-    flow_threshold: float = 1.5
-    spatial_hp_cp: float = 0.0
-    device: str = "auto"             # auto = cuda if torch sees a GPU, else cpu (resolve_device)
+    """SEGMENT's options; their defaults, ranges and help are options.SEGMENT."""
+    anatomical_only: int = _TABLE.default("anatomical_only")          # segmentation_input.IMAGE_MODES
+    diameter: float = _TABLE.default("diameter")                      # 0: chosen for the plane's image (sizing.py)
+    cellprob_threshold: float = _TABLE.default("cellprob_threshold")
+    flow_threshold: float = _TABLE.default("flow_threshold")
+    spatial_hp_cp: float = _TABLE.default("spatial_hp_cp")
+    device: str = _TABLE.default("device")                            # auto: cuda if torch sees a GPU (resolve_device)
 
     def validate(self) -> None:
-        if self.anatomical_only not in IMAGE_MODES:
-            raise InputError("--anatomical_only", f"must be one of {sorted(IMAGE_MODES)}, got {self.anatomical_only}")
-        for name in ("diameter", "flow_threshold", "spatial_hp_cp"):
-            value = getattr(self, name)
-            if not np.isfinite(value) or value < 0:
-                raise InputError(f"--{name}", f"must be a finite number >= 0, got {value}")
-        if not np.isfinite(self.cellprob_threshold):
-            raise InputError("--cellprob_threshold", f"must be finite, got {self.cellprob_threshold}")
+        """One InputError naming every value that cannot work."""
+        _TABLE.check(asdict(self))
 
 
 # ------------------------------------------------------------------------------------------------------- the model
