@@ -250,9 +250,6 @@ def merge(summary: str | Path, segmentation: str | Path, traces: str | Path, out
             "segment": attrs_dict(handles[schema.SEGMENTATION][1]),
             "extract": attrs_dict(handles[schema.TRACES][1]),
         }
-        if "/" in plane_id:
-            raise InputError("--plane_id", f"{plane_id!r} contains '/', which the file name "
-                                           f"{schema.alias_name('<plane>')} cannot")
         parameters: dict[str, Any] = dict(step_attrs)
         if run_params is not None:
             parameters["pipeline"] = jsonable(run_params)
@@ -296,10 +293,8 @@ def merge(summary: str | Path, segmentation: str | Path, traces: str | Path, out
     return MergeOutputs(out_h5, out_png, plane_id, n_rois, n_cells, frames, n_low_baseline)
 
 
-ANATOMICAL_NAMES = {1: "max/mean ratio", 2: "mean image", 3: "enhanced mean image", 4: "max projection"}
-
-
 def _segmented_title(segment_attrs: dict[str, Any]) -> str:
+    from ophys_extraction.segmentation_input import IMAGE_MODES
     mode = schema.find_key(segment_attrs, "anatomical_only")
-    name = ANATOMICAL_NAMES.get(mode) if isinstance(mode, int) else None
+    name = IMAGE_MODES[mode].description if isinstance(mode, int) and mode in IMAGE_MODES else None
     return f"Cellpose input ({name})" if name else "Cellpose input"

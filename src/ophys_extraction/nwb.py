@@ -90,6 +90,8 @@ def output_name(plane_id: str) -> str:
 
 def read_metadata(path: Path) -> dict[str, Any]:
     """The metadata file (`METADATA_KEYS`), checked; every problem is an InputError naming the file."""
+    if not Path(path).is_file():
+        raise InputError(path, "file does not exist" if not Path(path).exists() else "is not a file")
     try:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as err:

@@ -13,7 +13,9 @@ to downloading `cyto3` for a path that does not exist, so every model is checked
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,11 +30,9 @@ from ophys_extraction.segmentation_input import IMAGE_MODES, prepare_image, spat
 
 # The project's own model (trained by bin/train_model.py), under assets/models/ in the repository.
 BUNDLED_MODEL = "ophys_cp3"
-# Built-in model files: Cellpose 3 names the old generation "<name>torch_0", the others by their name.
-_OLD_STYLE = ("cyto", "cyto2", "nuclei")
-# Size models exist only for these built-ins.
-_SIZE_MODELS = {"cyto3": "size_cyto3.npy", "cyto2": "size_cyto2torch_0.npy", "cyto": "size_cytotorch_0.npy",
-                "nuclei": "size_nucleitorch_0.npy"}
+# Names against paths, and the built-ins' weight and size-model files: written once for this module and the
+# pipeline's start check (lib/ModelChecker.groovy reads the same file).
+MODEL_NAMING = json.loads((Path(__file__).parent / "cellpose_models.json").read_text(encoding="utf-8"))
 _FIRST_CONV = "downsample.down.res_down_0.conv.conv_0.2.weight"
 
 
@@ -66,7 +66,7 @@ def builtin_names() -> list[str]:
 
 
 def builtin_weights_file(name: str) -> Path:
-    return model_dir() / (f"{name}torch_0" if name in _OLD_STYLE else name)
+    return model_dir() / MODEL_NAMING["weights_file"].get(name, name)
 
 
 @dataclass
@@ -80,7 +80,7 @@ class ModelSpec:
 
 
 def _looks_like_path(spec: str) -> bool:
-    return os.sep in spec or "/" in spec or "." in Path(spec).name or spec.startswith("~")
+    return re.search(MODEL_NAMING["path_pattern"], spec) is not None
 
 
 def resolve_model(spec: str) -> ModelSpec:
@@ -96,7 +96,7 @@ def resolve_model(spec: str) -> ModelSpec:
             raise InputError(spec, f"Cellpose model weights not found in {model_dir()} and cannot be downloaded "
                                    "offline; pass --pretrained_model /path/to/model (or bake the weights into the "
                                    "container's CELLPOSE_LOCAL_MODELS_PATH)")
-        size = model_dir() / _SIZE_MODELS[spec] if spec in _SIZE_MODELS else None
+        size = model_dir() / MODEL_NAMING["size_model"][spec] if spec in MODEL_NAMING["size_model"] else None
         return ModelSpec(spec, weights, spec, _check_state_dict(weights, strict=False),
                          size if size and size.is_file() else None)
     if not path.exists():
@@ -367,6 +367,5 @@ def segment_summary(images: dict[str, np.ndarray], model: LoadedModel,
 
 
 def versions() -> dict[str, str]:
-    from importlib.metadata import version
-    import torch
-    return {"cellpose_version": version("cellpose"), "torch_version": torch.__version__}
+    from ophys_extraction.provenance import package_version
+    return {"cellpose_version": package_version("cellpose"), "torch_version": package_version("torch")}
