@@ -60,8 +60,10 @@ def discoverPlanes() {
     def warnings = []
     def problems = []
     boolean allowDuplicates = params.allow_duplicate_movies.toString() == 'true'
+    // The frame-rate rule of the schema (src/ophys_extraction/options.py FRAME_RATE), as SUMMARY_IMAGES applies it.
+    def rateRule = ParamsChecker.properties(file("${projectDir}/nextflow_schema.json")).frame_rate
     def planes = params.input != null
-        ? PlaneFinder.fromSamplesheet(file(params.input.toString(), glob: false), problems, allowDuplicates)
+        ? PlaneFinder.fromSamplesheet(file(params.input.toString(), glob: false), problems, rateRule, allowDuplicates)
         : PlaneFinder.fromFolder(file(params.input_dir.toString(), glob: false), warnings, problems, allowDuplicates)
     warnings.each { log.warn "${it}" }
     if (problems) {
@@ -70,7 +72,6 @@ def discoverPlanes() {
     }
     def usable = []
     def failed = [:]
-    def rateRule = ParamsChecker.properties(file("${projectDir}/nextflow_schema.json")).frame_rate
     planes.each { plane ->
         try {
             def rate = PlaneFinder.frameRate(plane, params.frame_rate, rateRule)

@@ -75,6 +75,9 @@ BAD_MOVIES: dict[str, tuple[Callable[[Path], None], str]] = {
     "no_data": (lambda p: write_h5(p, movie=GOOD), "no 'data' dataset"),
     "rank2": (lambda p: write_h5(p, GOOD[0]), "has rank 2"),
     "zero_frames": (lambda p: write_h5(p, GOOD[:0]), "has zero frames"),
+    # (height, width, frames): movie.FRAMES_LAST_ASPECT's rule.
+    "frames_last": (lambda p: write_h5(p, np.zeros((64, 64, 600), np.int16)),
+                    "has shape (64, 64, 600), which looks frames-last (height, width, frames)"),
     "strings": (lambda p: write_h5(p, np.array([[[b"x"]]])), "non-numeric dtype"),
     "truncated": (_truncated, "cannot be read as HDF5"),
     "not_hdf5": (lambda p: p.write_text("hello"), "cannot be read as HDF5"),

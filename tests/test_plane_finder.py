@@ -207,6 +207,14 @@ def test_samplesheet_over_http(tmp_path: Path, http_root: tuple[Path, str]) -> N
     assert run.returncode == 1 and f"{url}/missing.csv line 2: movie {url}/movies/none.h5: file not found" in run.output
     assert task_dirs(tmp_path / "launch2") == []
 
+    # A server that cannot be reached is said to be, with the reason (port 1: nothing listens there).
+    (root / "unreachable.csv").write_text("plane_id,movie\np1,http://127.0.0.1:1/p1.h5\n")
+    run = run_pipeline(tmp_path / "launch3", "-stub-run", "--input", f"{url}/unreachable.csv", timeout=300)
+    assert run.returncode == 1, run.output
+    assert (f"{url}/unreachable.csv line 2: movie http://127.0.0.1:1/p1.h5: unreachable (ConnectException: "
+            "Connection refused)") in run.output, run.output
+    assert task_dirs(tmp_path / "launch3") == []
+
 
 def test_samplesheet_s3_movie_without_the_plugin_is_one_line(tmp_path: Path) -> None:
     """Here (offline, no nf-amazon) an s3:// movie cannot be opened: said on one line naming the row."""
@@ -245,12 +253,12 @@ def test_samplesheet_problems_one_line_each(tmp_path: Path) -> None:
     fix = "change it in the samplesheet"
     expected = [
         f"{sheet} line 9: movie {data / 'absent.h5'}: file not found",
-        f"{sheet} line 10: frame rate 'fast' is not a number",
+        f"{sheet} line 10: frame rate 'fast' must be a finite number",
         f"{sheet} line 11: frame rate '0' must be > 0 (frames per second)",
         f"{sheet} line 12: no movie",
         f"{sheet} line 13: movie {data}: is not a file",
         f"{sheet} line 14: movie {data / 'none.h5'}: file not found",
-        f"{sheet} line 14: frame rate 'x' is not a number",
+        f"{sheet} line 14: frame rate 'x' must be a finite number",
         f"{sheet} line 14: plane id '.' cannot name an output folder",
         f"{sheet} line 15: 4 field(s), the header has 3",
         f"{sheet} line 3: plane id '' cannot name an output folder: {fix}",
