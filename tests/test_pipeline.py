@@ -15,7 +15,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import REPO, write_h5, write_processing_json
+from conftest import MODEL, REPO, write_h5, write_processing_json
 from ophys_extraction.compare import compare_files
 from ophys_extraction.validation import validate
 from pipeline_runner import (NEXTFLOW, assert_same_extractions, command, nextflow_env, run_pipeline, task_dirs,
@@ -23,7 +23,6 @@ from pipeline_runner import (NEXTFLOW, assert_same_extractions, command, nextflo
 
 pytestmark = [pytest.mark.nextflow, pytest.mark.skipif(not NEXTFLOW.exists(), reason="run `make install` first")]
 
-MODEL = REPO / "assets" / "models" / "ophys_cp3"
 TEST_PROFILE = ("-profile", "test")
 DEMO_PLANES = ("plane_0", "plane_1")          # the plane folders of make demo-data
 

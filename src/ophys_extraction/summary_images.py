@@ -50,6 +50,7 @@ import numpy as np
 from ophys_extraction.errors import InputError
 from ophys_extraction.movie import MovieInfo, chunk_frames, iter_chunks, prefetch
 from ophys_extraction.options import SUMMARY_IMAGES as _TABLE
+from ophys_extraction.segmentation_input import IMAGE_MODES
 
 HIGHPASS_TIME = 100  # suite2p 1.1.0 settings["detection"]["highpass_time"] (bins; >= 10 means rolling-mean filter)
 DENOISE_BLOCK_SIZE = (64, 64)  # suite2p 1.1.0 settings["detection"]["block_size"]
@@ -393,3 +394,14 @@ def compute_summary_images(dset: h5py.Dataset, info: MovieInfo, frame_rate: floa
         n_bins=n_bins,
         saturated=saturated,
     )
+
+
+def mode_image(mean_img: np.ndarray, max_img: np.ndarray, mode: int) -> np.ndarray:
+    """The image `--anatomical_only mode` segments, computed from a mean image and a max projection as the summary
+    step does (the ratio uses the mean image as its denominator): for training and benchmarks without a movie."""
+    derived = {"meanImg": lambda: np.asarray(mean_img, np.float32), "maxImg": lambda: np.asarray(max_img, np.float32),
+               "max_mean_ratio": lambda: max_mean_ratio(max_img, mean_img).astype(np.float32),
+               "meanImgE": lambda: enhanced_mean_image(np.asarray(mean_img, np.float32))}
+    if mode not in IMAGE_MODES:
+        raise ValueError(f"unknown mode {mode}")
+    return derived[IMAGE_MODES[mode].image]()

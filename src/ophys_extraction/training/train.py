@@ -38,7 +38,7 @@ import numpy as np
 
 from ophys_extraction.errors import InputError
 from ophys_extraction.provenance import package_version
-from ophys_extraction.segmentation_input import mode_image
+from ophys_extraction.summary_images import mode_image
 from ophys_extraction.sizing import size_model_file
 from ophys_extraction.training.calibration import calibrate_cellprob, shift_cellprob_bias
 from ophys_extraction.training.config import TrainConfig
