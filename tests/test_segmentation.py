@@ -225,18 +225,28 @@ def sizing_range(diameter: float) -> bool:
     return segmentation.sizing.MIN_DIAMETER <= diameter <= max(segmentation.sizing.SCAN_DIAMETERS)
 
 
+# Planes of three looks for the model without its size model (sized from the scan). Measured 2026-12-03: F1 0.462
+# (realistic, 16 px: chosen 22.6 px; the label-free score is flat from 12 to 24 px there and the larger end is taken),
+# 0.415 (the other renderer's dim look, 10 px: chosen 10.4 px) and 0.907 (bright rings, 12 px: 10.1 px); mean 0.595.
+BARE_MODEL_PLANES = [("family", "realistic", 16.0, 5), ("other", "dim", 10.0, 6), ("family", "bright_ring", 12.0, 7)]
+BARE_MODEL_F1_FLOOR = 0.55
+
+
+@pytest.mark.slow
 def test_a_model_without_size_model_is_sized_from_the_scan(tmp_path):
     import shutil
     bare = tmp_path / "bare_model"
     shutil.copyfile(MODEL, bare)                 # the same network without its <model>_size.npy
     assert not segmentation.sizing.size_model_file(bare).exists()
-    image, truth = held_out_plane("family", "realistic", 16.0, 5)
-    masks, attrs = segment_at_zero(tmp_path, bare, image)
-    assert attrs["diameter_source"].startswith("estimated: no size model"), attrs["diameter_source"]
-    assert sizing_range(attrs["diameter_used"])
-    # Measured 2026-12-03: F1 0.462 at 22.6 px (a 16-px realistic plane of 39 cells; 0.58 at 16 px: the label-free
-    # score is flat from 12 to 24 px here and the larger end is taken).
-    assert match_rois(truth, masks).f1 >= 0.42
+    f1 = {}
+    for plane in BARE_MODEL_PLANES:
+        image, truth = held_out_plane(*plane)
+        (tmp_path / plane[1]).mkdir()
+        masks, attrs = segment_at_zero(tmp_path / plane[1], bare, image)
+        assert attrs["diameter_source"].startswith("estimated: no size model"), attrs["diameter_source"]
+        assert sizing_range(attrs["diameter_used"])
+        f1[plane] = match_rois(truth, masks).f1
+    assert np.mean(list(f1.values())) >= BARE_MODEL_F1_FLOOR, f1
 
 
 def test_size_estimate_is_cellposes_size_model():
