@@ -136,7 +136,7 @@ def test_one_dynamics_run_gives_cellposes_masks_and_final_locations(flow_thresho
     moved = dynamics.follow_flows(flows[1] * above / 5.0, inds=np.nonzero(above), niter=result.attrs["niter"],
                                   interp=True, device=torch.device("cpu"))
     np.testing.assert_array_equal(result.final_locations[:, above], moved)
-    assert set(result.seconds) == {"diameter", "network", "dynamics"} and min(result.seconds.values()) > 0
+    assert set(result.seconds) == {"size choice", "network", "dynamics"} and min(result.seconds.values()) > 0
 
 
 @pytest.mark.parametrize("mode", [1, 3, 4])
