@@ -13,7 +13,7 @@ steps in sequence as its tasks run them (said in the table).
 
 The device machine has torch but not Cellpose: its wheels travel with the working tree. Here, once (PyPI needed):
 
-    bench/gpu_wheels.sh            # cellpose, fastremap, fill_voids, natsort, roifile, suite2p for CPython 3.12 -> .whl/
+    bench/gpu_wheels.sh     # cellpose, fastremap, fill_voids, natsort, roifile, suite2p (CPython 3.12) -> .whl/
 
 then on the GPU machine, from the repository root (`.whl` carried, 3 MB):
 
@@ -94,9 +94,9 @@ def as_process(summary: Path, workdir: Path, diameter: float) -> list[list[objec
     for d in (0.0, diameter):
         runs = [measure(step("segment.py", "--summary", summary, "--output", workdir / "seg.h5", "--pretrained_model",
                              MODEL, "--device", "cuda", "--diameter", str(d))) for _ in range(3)]
-        phases = logged_phases(runs[-1].stdout)
+        phases = ", ".join(f"{k} {v:.1f} s" for k, v in logged_phases(runs[-1].stdout).items())
         rows.append([f"bin/segment.py --device cuda --diameter {d:g} (process)",
-                     statistics.median(r.seconds for r in runs), ", ".join(f"{k} {v:.1f} s" for k, v in phases.items())])
+                     statistics.median(r.seconds for r in runs), phases])
     return rows
 
 

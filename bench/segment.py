@@ -71,9 +71,9 @@ def time_network(summary: Path, diameter: float) -> None:
             moved[batch, bsize] = float(np.abs(flows[1] - reference[1]).max())
             masks[batch, bsize] = int(out.max())
     base = statistics.median(seconds[settings[0]])
-    print_table(f"Cellpose eval (network and masks) on the {image.shape[0]} x {image.shape[1]} image at {diameter:g} px, "
-                f"2 threads; seconds, median of 3 interleaved", ["batch_size", "bsize", "median s", "/ default",
-                                                                    "max |flow change|", "masks"],
+    print_table(f"Cellpose eval (network and masks) on the {image.shape[0]} x {image.shape[1]} image at "
+                f"{diameter:g} px, 2 threads; seconds, median of 3 interleaved",
+                ["batch_size", "bsize", "median s", "/ default", "max |flow change|", "masks"],
                 [[b, s, statistics.median(seconds[b, s]), statistics.median(seconds[b, s]) / base, f"{moved[b, s]:.2g}",
                   masks[b, s]] for b, s in settings])
 
