@@ -124,7 +124,7 @@ def test_one_dynamics_run_gives_cellposes_masks_and_final_locations(flow_thresho
     moved = dynamics.follow_flows(flows[1] * above / 5.0, inds=np.nonzero(above), niter=result.attrs["niter"],
                                   interp=True, device=torch.device("cpu"))
     np.testing.assert_array_equal(result.final_locations[:, above], moved)
-    assert set(result.seconds) == {"diameter", "network", "dynamics"} and min(result.seconds.values()) > 0
+    assert set(result.seconds) == {"size choice", "network", "dynamics"} and min(result.seconds.values()) > 0
 
 
 @pytest.mark.parametrize("mode", [1, 3, 4])
@@ -219,6 +219,38 @@ def test_diameter_zero_on_held_out_looks_is_not_beaten_a_step_either_side(tmp_pa
 def test_diameter_zero_pooled_f1_on_held_out_looks(held_out_f1):
     assert len(held_out_f1) == len(HELD_OUT_PLANES), "run with the per-plane tests above"
     assert np.mean(list(held_out_f1.values())) >= HELD_OUT_F1_FLOOR, held_out_f1
+
+
+def test_network_run_batches_several_images_and_scales_with_evals_outputs(loaded_model):
+    """network.run: tiles of several (image, diameter) requests in shared batches, each output bit-identical to
+    CellposeModel.eval's: a tiled image, one smaller than a tile, the network's own scale (no resize), and batches of
+    1 (a tile's output does not depend on its batch)."""
+    from ophys_extraction import network
+    image, _, _ = make_training_image(SYNTH_EVAL_SEED0 + 43, height=160, width=160)
+    small = image[:64, :80]
+    requests = [(image, 7.0), (small, 15.0), (image, float(loaded_model.diam_mean)), (small, 9.0)]
+    for batch in (8, 1):
+        for (img, d), out in zip(requests, network.run(loaded_model.net, requests, batch)):
+            _, flows, styles = loaded_model.net.eval(img, channels=[0, 0], diameter=d, compute_masks=False)
+            np.testing.assert_array_equal(out.dP, flows[1])
+            np.testing.assert_array_equal(out.cellprob, flows[2])
+            np.testing.assert_array_equal(out.styles, styles)
+
+
+def test_runs_compute_each_window_and_diameter_once(loaded_model, monkeypatch):
+    """The size choice and the segmentation share a network run where the window and the diameter coincide."""
+    from ophys_extraction import network
+    calls = []
+    real = network.run
+    monkeypatch.setattr(network, "run", lambda net, requests, *a: calls.append(len(requests)) or real(net, requests, *a))
+    image, _, _ = make_training_image(SYNTH_EVAL_SEED0 + 44, height=96, width=96)
+    runs = segmentation.Runs(loaded_model, image, SegmentationParams())
+    runs.found(200, (8.0, 11.0))                  # a search crop larger than the image: the whole image
+    assert calls == [2]
+    whole = runs.network(96, (11.0,))[0]          # the segmentation at a candidate's diameter: no second run
+    assert calls == [2] and whole is runs.outputs[(0, 0, 96, 96), 11.0]
+    runs.network(96, (10.0,))
+    assert calls == [2, 1]
 
 
 def sizing_range(diameter: float) -> bool:
