@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import h5py
@@ -19,7 +18,6 @@ from conftest import FRAMES, HEIGHT, REPO, WIDTH, make_plane, run_merge
 from ophys_extraction import merge as merge_mod
 from ophys_extraction import qc, schema, validation
 from ophys_extraction.cli import main as dispatch
-from ophys_extraction.cli.merge import main as merge_main
 from ophys_extraction.cli.validate import main as validate_main
 
 

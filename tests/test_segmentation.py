@@ -20,11 +20,10 @@ from ophys_extraction.metrics import (core_ratio, dark_spot_density, false_posit
 from ophys_extraction.segmentation import SegmentationParams, relabel_sequential
 from ophys_extraction.segmentation_input import (IMAGE_MODES, SUMMARY_DATASETS, mean_weights, prepare_image,
                                                  spatial_highpass)
-from ophys_extraction.summary_images import enhanced_mean_image, max_mean_ratio
 from ophys_extraction.synthetic import make_training_image
 from ophys_extraction.training.data import SYNTH_EVAL_SEED0
 
-from conftest import MODEL, REPO, write_summary
+from conftest import MODEL, write_summary
 
 # The committed model measured F1 0.647 (precision 0.65, recall 0.65) on this one plane, 0.69-0.71 pooled over the
 # held-out planes of bench/detection.py: most somata are dim rings, most false positives non-expressing somata

@@ -14,7 +14,6 @@ to downloading `cyto3` for a path that does not exist, so every model is checked
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from dataclasses import asdict, dataclass, field
