@@ -127,6 +127,7 @@ def make_plane(folder: Path, drop: tuple[int, ...] = (3,), n_labels: int = 6, fr
         f["maxImg"] = max_img
         f["max_mean_ratio"] = np.log(np.maximum(1e-3, max_img / np.maximum(1e-3, mean_img))).astype(np.float32)
         f["meanImgE"] = mean_img / mean_img.max()
+        f["corrImg"] = (0.5 * (masks > 0) + 0.05 * rng.standard_normal((HEIGHT, WIDTH))).astype(np.float32)
         f.attrs.update({"movie": "/data/session/plane_7/motion_correction/plane_7_registered.h5",
                         "n_frames": frames, "height": HEIGHT, "width": WIDTH, "frame_rate": 10.71,
                         "bin_duration": 3.7, "bin_size": 39, "n_bins": frames // 39, "denoise": False})

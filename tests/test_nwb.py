@@ -92,7 +92,7 @@ def assert_equal_to_extraction(nwb_path: Path, extraction_path: Path) -> dict:
             np.testing.assert_array_equal(data, f[path][()].T, err_msg=name)
             assert rate == pytest.approx(f.attrs["frame_rate"])
             np.testing.assert_array_equal(rois, np.arange(n_rois))
-        for name in ("meanImg", "maxImg"):
+        for name in ("meanImg", "maxImg", "corrImg"):
             np.testing.assert_array_equal(got["images"][name], f[name][()].T)
         assert got["plane"]["rate"] == pytest.approx(f.attrs["frame_rate"])
         assert got["session_id"] == f.attrs["plane_id"]

@@ -378,7 +378,7 @@ def test_prepare_image_modes():
         name = spec.image
         image, weights = prepare_image(images, mode)
         np.testing.assert_array_equal(image, images[name])
-        expected = mean_weights(images["meanImg"]) if mode in (2, 3) else images["maxImg"]
+        expected = mean_weights(images["meanImg"]) if spec.weights == "meanImg" else images["maxImg"]
         np.testing.assert_array_equal(weights, expected)
     w = mean_weights(images["meanImg"])
     assert 0.1 <= w.min() and w.max() <= 1.1

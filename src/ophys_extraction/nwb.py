@@ -61,7 +61,8 @@ SERIES = {"raw": ("traces/roi", "raw ROI traces (neuropil-corrupted), extraction
           "corrected": ("traces/corrected", "neuropil-corrected traces: raw - neuropil_rcoef * neuropil, "
                                             "extraction.h5 traces/corrected")}
 IMAGE_DATASETS = {"meanImg": "mean image", "maxImg": "max projection of the high-pass filtered binned movie",
-                  "corrImg": "correlation image"}
+                  "corrImg": "correlation image: mean Pearson r of each pixel with its 8 neighbours over the "
+                             "high-pass filtered binned movie"}
 COLUMNS = {"iscell": ("iscell", "two columns: 0/1 cell (suite2p's classifier), classifier probability"),
            "neuropil_rcoef": ("neuropil_rcoef", "neuropil coefficient r used for the corrected trace"),
            schema.RAW_RCOEF: (schema.RAW_RCOEF, "mutual-information r before r >= 1 was replaced"),

@@ -124,6 +124,7 @@ def render_plane(path: str | Path, extraction: h5py.File, segmented: tuple[str, 
     frame_rate = extraction.attrs.get("frame_rate")
     render_detected_rois(
         path, images=[("mean image", extraction["meanImg"][()]), ("max projection", extraction["maxImg"][()]),
+                      *([("correlation image", extraction["corrImg"][()])] if "corrImg" in extraction else []),
                       segmented],
         coords=extraction["rois/coords"][()], n_rois=n_rois, iscell=iscell, centres=extraction["rois/med"][()],
         low_baseline=low_baseline, examples=examples, n_top=len(top),

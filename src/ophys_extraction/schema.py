@@ -84,6 +84,7 @@ DATASETS: tuple[DatasetSpec, ...] = (
                 "true where the median of traces/corrected is <= 0 (no usable dF/F)"),
     DatasetSpec("meanImg", "float32", (HEIGHT, WIDTH), SUMMARY, "mean image"),
     DatasetSpec("maxImg", "float32", (HEIGHT, WIDTH), SUMMARY, "max projection"),
+    DatasetSpec("corrImg", "float32", (HEIGHT, WIDTH), SUMMARY, "mean correlation of each pixel with its 8 neighbours"),
     DatasetSpec("rois/data", "float32", (N_PIXELS,), TRACES, "ROI pixel weights (lam), all ROIs concatenated"),
     DatasetSpec("rois/coords", "int", (3, N_PIXELS), TRACES, "(roi index, y, x) of each rois/data value"),
     DatasetSpec("rois/shape", "int", (3,), TRACES, "(n_rois, height, width)"),

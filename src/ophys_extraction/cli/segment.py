@@ -16,7 +16,7 @@ from ophys_extraction.errors import InputError
 from ophys_extraction.h5io import atomic_h5, write_array
 from ophys_extraction.segmentation import SegmentationParams, SegmentationResult
 from ophys_extraction.options import SEGMENT
-from ophys_extraction.segmentation_input import IMAGE_MODES, required_datasets
+from ophys_extraction.segmentation_input import IMAGE_MODES, SUMMARY_DATASETS, required_datasets
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,7 +47,7 @@ def read_summary(path: Path, names: tuple[str, ...]) -> dict[str, np.ndarray]:
             dset = handle.get(name)
             if not isinstance(dset, h5py.Dataset):
                 raise InputError(path, f"has no dataset '{name}' (a summary.h5 from summary_images.py has "
-                                       "meanImg, maxImg, max_mean_ratio, meanImgE)")
+                                       f"{', '.join(SUMMARY_DATASETS)})")
             if dset.ndim != 2 or min(dset.shape) < 1:
                 raise InputError(path, f"dataset '{name}' has shape {dset.shape}; expected (height, width)")
             if not (np.issubdtype(dset.dtype, np.integer) or np.issubdtype(dset.dtype, np.floating)):
