@@ -152,24 +152,31 @@ def _pair_slices(height: int, width: int, dy: int, dx: int) -> tuple[tuple[slice
 
 class _NeighbourCorrelation:
     """The correlation image, fed one binned frame at a time: per window of `highpass_time` bins the sums of x, x^2
-    and x times each neighbour (float64), turned into centred sums when the window closes (high-pass by the window's
-    mean, as the max projection), then Pearson r per neighbouring pair, averaged over each pixel's neighbours."""
+    and x times each neighbour, turned into centred sums when the window closes (high-pass by the window's mean, as
+    the max projection), then Pearson r per neighbouring pair, averaged over each pixel's neighbours.
+
+    Within a window x is taken relative to the window's first bin (centred sums do not change under a constant
+    shift), so the float32 sums hold deviations, not squares of raw counts (x^2 of a 16-bit count would lose the
+    variance to rounding); the centred sums of the windows add up in float64.
+    """
 
     def __init__(self, height: int, width: int, highpass_time: int):
         self.shape, self.highpass_time = (height, width), highpass_time
         self.pairs = [_pair_slices(height, width, dy, dx) for dy, dx in NEIGHBOUR_SHIFTS]
-        self.win_sum = np.zeros(self.shape)
-        self.win_sq = np.zeros(self.shape)
-        self.win_cross = [np.zeros(self.shape) for _ in NEIGHBOUR_SHIFTS]   # at the first pixel of each pair
+        self.reference = np.zeros(self.shape, np.float32)
+        self.win_sum = np.zeros(self.shape, np.float32)
+        self.win_sq = np.zeros(self.shape, np.float32)
+        self.win_cross = [np.zeros(self.shape, np.float32) for _ in NEIGHBOUR_SHIFTS]   # at each pair's first pixel
         self.var = np.zeros(self.shape)
         self.cov = [np.zeros(self.shape) for _ in NEIGHBOUR_SHIFTS]
         self.count = 0
-        self._x = np.empty(self.shape)
-        self._tmp = np.empty(self.shape)
+        self._x = np.empty(self.shape, np.float32)
+        self._tmp = np.empty(self.shape, np.float32)
 
     def add(self, binned: np.ndarray) -> None:
-        x = self._x
-        np.copyto(x, binned)
+        if self.count == 0:
+            np.copyto(self.reference, binned)
+        x = np.subtract(binned, self.reference, out=self._x)
         self.win_sum += x
         np.multiply(x, x, out=self._tmp)
         self.win_sq += self._tmp
@@ -184,7 +191,7 @@ class _NeighbourCorrelation:
     def close_window(self) -> None:
         if self.count == 0:
             return
-        mean = np.divide(self.win_sum, self.count, out=self.win_sum)
+        mean = self.win_sum.astype(np.float64) / self.count
         # centred sum of squares: sum(x^2) - n mean^2; of products: sum(x y) - n mean_x mean_y
         self.var += self.win_sq - self.count * mean * mean
         for (first, second), cross, cov in zip(self.pairs, self.win_cross, self.cov):
