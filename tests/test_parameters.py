@@ -1,6 +1,7 @@
 """One default per option: each step's dataclass (`summary_images.SummaryImagesOptions`,
-`segmentation.SegmentationParams`, `extraction.ExtractionOptions`, `nwb.NwbOptions`) is where its options' defaults
-are written. nextflow_schema.json mirrors them: every parameter that conf/modules.config turns into a step option has
+`segmentation.SegmentationParams`, `extraction.ExtractionOptions`, `nwb.NwbOptions`,
+`suite2p_folder.Suite2pFolderOptions`) is where its options' defaults are written. nextflow_schema.json mirrors
+them: every parameter that conf/modules.config turns into a step option has
 the default of the dataclass field behind that option (null in the schema = "the step's default", so the field's
 default is None too). Each step's command line takes its defaults from the dataclass and has no other defaults
 (`nextflow.config` mirrors the schema: tests/test_profiles.py)."""
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 
 from conftest import REPO
+from ophys_extraction.cli import export_suite2p as export_suite2p_cli
 from ophys_extraction.cli import extract as extract_cli
 from ophys_extraction.cli import nwb as nwb_cli
 from ophys_extraction.cli import segment as segment_cli
@@ -24,6 +26,7 @@ from ophys_extraction.cli import summary_images as summary_images_cli
 from ophys_extraction.extraction import ExtractionOptions
 from ophys_extraction.nwb import NwbOptions
 from ophys_extraction.segmentation import SegmentationParams
+from ophys_extraction.suite2p_folder import Suite2pFolderOptions
 from ophys_extraction.summary_images import SummaryImagesOptions
 from test_step_options import config_block
 
@@ -57,6 +60,9 @@ STEPS = {
                              "metadata": "the --nwb_metadata file, NWB's `metadata` input (main.nf); its contents "
                                          "become NwbOptions.metadata"},
                 not_from_modules_config={"metadata": "read from the --nwb_metadata file (a process input)"}),
+    "SUITE2P_FOLDER": Step(Suite2pFolderOptions, export_suite2p_cli.build_parser,
+                           not_options={"plane_out": "input", "folder": "output folder (the module writes into its "
+                                                                         "own)"}),
 }
 
 
@@ -120,10 +126,12 @@ def test_cli_defaults_come_from_the_dataclass(process: str) -> None:
 def test_every_schema_parameter_of_a_step_is_compared() -> None:
     """Each parameter modules.config passes to a step has a dataclass default (the test above checks it)."""
     compared = {name for process in STEPS for name in parameter_of_option(process).values()}
-    assert len(compared) == 25, sorted(compared)   # 3 SUMMARY_IMAGES + 6 SEGMENT + 14 EXTRACT + 3 NWB - chunk_frames
-    step_groups = ("summary_images", "segmentation", "extraction", "nwb_output")
+    # 3 SUMMARY_IMAGES + 6 SEGMENT + 14 EXTRACT + 3 NWB + 1 SUITE2P_FOLDER - chunk_frames (in two steps)
+    assert len(compared) == 26, sorted(compared)
+    step_groups = ("summary_images", "segmentation", "extraction", "nwb_output", "suite2p_output")
     in_groups = {name for group in step_groups for name in SCHEMA["$defs"][group]["properties"]}
     # Step parameters that are not options of a step's command line, and why.
     assert in_groups - compared == {"pretrained_model",  # SEGMENT's model input
                                     "nwb",               # switches the NWB step on
-                                    "nwb_metadata"}      # NWB's metadata file input
+                                    "nwb_metadata",      # NWB's metadata file input
+                                    "suite2p_folder"}    # switches the SUITE2P_FOLDER step on
