@@ -76,7 +76,7 @@ def jsonable(value: Any) -> Any:
 
 
 # Attributes that differ from run to run; they go to plane_summary.json, never into extraction.h5 (determinism).
-RUN_SPECIFIC_ATTRS = frozenset({"runtime_seconds", "phase_seconds"})
+RUN_SPECIFIC_ATTRS = frozenset({"runtime_seconds", "phase_seconds", "started_at"})
 
 
 def attrs_dict(obj: h5py.HLObject) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import os
 import sys
 import time
 from dataclasses import fields
+from datetime import datetime, timezone
 from pathlib import Path
 
 from ophys_extraction.errors import InputError
@@ -51,6 +52,8 @@ def _scratch_dir(output: Path) -> Path | None:
 
 def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
+    # When the plane's processing began (MERGE's processing record); run-specific, so not in extraction.h5.
+    started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     args = build_parser().parse_args(argv)
     if not (math.isfinite(args.frame_rate) and args.frame_rate > 0):
         raise InputError("--frame_rate", f"must be a positive number of frames per second, got {args.frame_rate}")
@@ -80,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
             # Carried into plane_summary.json by MERGE, so the session summary lists them.
             "warnings": json.dumps(warnings),
             "runtime_seconds": time.perf_counter() - started,
+            "started_at": started_at,
         })
     for warning in warnings:
         print(f"WARNING: {info.path}: {warning}", file=sys.stderr)
