@@ -14,6 +14,8 @@ include { SUITE2P_FOLDER  } from './modules/local/suite2p_folder'
 include { SESSION_SUMMARY } from './modules/local/session_summary'
 
 def schemaFile = file("${projectDir}/nextflow_schema.json")
+// How a --pretrained_model value is read: the file SEGMENT reads too.
+def modelNaming = ModelChecker.naming(file("${projectDir}/src/ophys_extraction/cellpose_models.json"))
 
 if (params.help) {
     log.info ParamsChecker.help(schemaFile)
@@ -26,7 +28,7 @@ if (!paramProblems) {
     // Stub runs load no model; in a container the built-in weights, and model files not on this machine, are the image's.
     def inContainer = ModelChecker.inContainer(workflow.session.config, workflow.containerEngine)
     def weightsDir = workflow.stubRun ? null : ModelChecker.weightsDir(workflow.session.config, workflow.containerEngine)
-    def modelProblem = ModelChecker.problem(params.pretrained_model.toString(), weightsDir, inContainer)
+    def modelProblem = ModelChecker.problem(params.pretrained_model.toString(), weightsDir, inContainer, modelNaming)
     if (modelProblem) paramProblems << modelProblem
     if ((params.input == null) == (params.input_dir == null)) {
         paramProblems << "give the planes either as --input_dir <folder> or as --input <samplesheet.csv>, ${params.input == null ? 'neither was given' : 'not both'} (see --help)"
@@ -45,23 +47,16 @@ if (paramProblems) {
     exit 1
 }
 
-/** What is wrong with the NWB options that can be seen here (the metadata's keys and values: nwb.py), or null. */
+/** What is wrong with the NWB options, or null; the metadata file is checked by the NWB step's own reader. */
 def nwbProblem() {
     if (params.nwb && params.publish_dir_mode == 'move') {
         return "--publish_dir_mode move cannot be used with --nwb: the NWB step reads extraction.h5 after MERGE publishes it (use copy or link)"
     }
     if (!params.nwb_metadata) return null
     if (!params.nwb) return "--nwb_metadata only applies with --nwb"
-    def metadata = file(params.nwb_metadata.toString())
-    if (!metadata.isFile()) return "--nwb_metadata ${params.nwb_metadata}: file does not exist"
-    try {
-        if (!(new groovy.json.JsonSlurper().parse(metadata.toFile()) instanceof Map)) {
-            return "--nwb_metadata ${params.nwb_metadata}: must hold a JSON object"
-        }
-    } catch (Exception err) {
-        return "--nwb_metadata ${params.nwb_metadata}: not valid JSON (${err.message.readLines()[0]})"
-    }
-    return null
+    def metadata = file(params.nwb_metadata.toString(), glob: false)
+    def problem = StartCheck.problem(projectDir, ['--nwb_metadata', metadata.toString()]) { log.warn "--nwb_metadata ${metadata}: ${it}" }
+    return problem ? "--nwb_metadata ${problem}" : null
 }
 
 /** [every plane id found, [meta, movie] of the planes to process, plane id -> why it failed before any task]. */
@@ -69,8 +64,10 @@ def discoverPlanes() {
     def warnings = []
     def problems = []
     boolean allowDuplicates = params.allow_duplicate_movies.toString() == 'true'
+    // The frame-rate rule of the schema (src/ophys_extraction/options.py FRAME_RATE), as SUMMARY_IMAGES applies it.
+    def rateRule = ParamsChecker.properties(file("${projectDir}/nextflow_schema.json")).frame_rate
     def planes = params.input != null
-        ? PlaneFinder.fromSamplesheet(file(params.input.toString(), glob: false), problems, allowDuplicates)
+        ? PlaneFinder.fromSamplesheet(file(params.input.toString(), glob: false), problems, rateRule, allowDuplicates)
         : PlaneFinder.fromFolder(file(params.input_dir.toString(), glob: false), warnings, problems, allowDuplicates)
     warnings.each { log.warn "${it}" }
     if (problems) {
@@ -81,7 +78,7 @@ def discoverPlanes() {
     def failed = [:]
     planes.each { plane ->
         try {
-            def rate = PlaneFinder.frameRate(plane, params.frame_rate)
+            def rate = PlaneFinder.frameRate(plane, params.frame_rate, rateRule)
             log.info "plane ${plane.id}: ${plane.movie.toUriString()} at ${rate} Hz"
             usable << [[id: plane.id, frame_rate: rate], plane.movie]
         } catch (IllegalArgumentException err) {
@@ -118,7 +115,7 @@ workflow {
     ch_movies = Channel.fromList(usable)
 
     SUMMARY_IMAGES(ch_movies)
-    SEGMENT(SUMMARY_IMAGES.out.summary, ModelChecker.argument(params.pretrained_model.toString()))
+    SEGMENT(SUMMARY_IMAGES.out.summary, ModelChecker.argument(params.pretrained_model.toString(), modelNaming))
     EXTRACT(ch_movies.join(SEGMENT.out.segmentation))
     MERGE(
         SUMMARY_IMAGES.out.summary

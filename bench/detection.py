@@ -51,7 +51,8 @@ from ophys_extraction import segmentation, synthetic  # noqa: E402
 from ophys_extraction.metrics import (DetectionScores, false_positives_on, found_rois, match_rois,  # noqa: E402
                                      mean_image_contrast, pooled)
 from ophys_extraction.rois import median_mask_diameter  # noqa: E402
-from ophys_extraction.segmentation_input import IMAGE_MODES, SUMMARY_DATASETS, mode_image, prepare_image  # noqa
+from ophys_extraction.segmentation_input import IMAGE_MODES, SUMMARY_DATASETS, prepare_image  # noqa: E402
+from ophys_extraction.summary_images import mode_image  # noqa: E402
 from ophys_extraction.training.data import (DEMO_NOISE_LEVEL, HELDOUT_FAMILY, HIGH_NOISE_LEVEL,  # noqa: E402
                                             SYNTH_EVAL_SEED0, load_real_dir, plane_fields, synthetic_plane)
 from ophys_extraction.training.evaluation import load_for_eval  # noqa: E402

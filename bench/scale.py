@@ -14,9 +14,9 @@ disk of a shared VM also varies from minute to minute, so each streaming step ge
 before it. The ratio leaves out the step's start-up (interpreter, imports, and for EXTRACT the ROI masks and kernel
 loading): EXTRACT's wall time minus the phases it logs from the trace pass on, so cold imports after a 21 GB read
 count as they happened. Start-up is a fixed cost per plane, shown in its own column (SEGMENT's: its wall time
-minus the network, dynamics and writing it logs). The "whole plane" row adds the four steps' wall times and
-compares them with what no pipeline can avoid: the two read floors plus SEGMENT's network time (issue 21's
-target: 1.5x at 10,000 frames).
+minus the size choice, network, dynamics and writing it logs; each of its phases is printed). The "whole plane"
+row adds the four steps' wall times and compares them with what no pipeline can avoid: the two read floors plus
+SEGMENT's network time (issue 21's target: 1.5x at 10,000 frames).
 
     .venv/bin/python bench/scale.py [--frames 2500 10000 40000] [--tmpdir /tmp] [--model assets/models/...]
                                     [--movies DIR] [--settle 20]
@@ -77,7 +77,10 @@ def bench_size(frames: int, workdir: Path, model: Path, movies: Path | None, set
     merge = measure(step("merge.py", "--summary", workdir / "summary.h5", "--segmentation", workdir / "seg.h5",
                          "--traces", workdir / "traces.h5", "--outdir", workdir / "extraction", "--plane_id", "plane"))
     segment_phases = logged_phases(segment.stdout)
-    segment_startup = segment.seconds - sum(segment_phases[p] for p in ("network", "dynamics", "writing"))
+    segment_startup = segment.seconds - sum(segment_phases[p] for p in ("size choice", "network", "dynamics",
+                                                                          "writing"))
+    print(f"  {frames} frames: SEGMENT {segment.seconds:.1f} s: start-up {segment_startup:.1f} s ("
+          + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in segment_phases.items()) + ")", flush=True)
     # The whole plane's floor: what cannot be avoided, two reads of the movie and the network.
     plane_seconds = summary.seconds + segment.seconds + extract.seconds + merge.seconds
     plane_floor = floor_summary + floor_extract + segment_phases["network"]

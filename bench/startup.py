@@ -39,7 +39,7 @@ from common import REPO, logged_phases, make_movie, measure, movie_frame_rate, p
 MODEL = REPO / "assets" / "models" / "ophys_cp3"
 NEXTFLOW = REPO / ".venv" / "bin" / "nextflow"
 # Phases a step logs that are work on the data, not start-up.
-WORK_PHASES = {"SEGMENT": ("network", "dynamics", "writing"),
+WORK_PHASES = {"SEGMENT": ("size choice", "network", "dynamics", "writing"),
                "EXTRACT": ("trace pass", "neuropil", "correct, classify, write")}
 
 

@@ -5,19 +5,21 @@ import java.nio.file.Paths
 /**
  * --pretrained_model, checked before any task (the SEGMENT step checks it again, fully, with torch): a model file
  * must exist and be a PyTorch file; a built-in Cellpose name needs its weights in Cellpose's model folder when the
- * tasks run in this machine's environment (in a container the weights are in the image). Names and paths are told
- * apart as src/ophys_extraction/segmentation.py `resolve_model` does.
+ * tasks run in this machine's environment (in a container the weights are in the image). Names and paths, and the
+ * built-ins' weight files, are told apart by src/ophys_extraction/cellpose_models.json, which SEGMENT reads too.
  */
 class ModelChecker {
 
-    // Cellpose 3 stores these built-ins as "<name>torch_0", the others under their name.
-    static final List<String> OLD_STYLE = ['cyto', 'cyto2', 'nuclei']
+    /** src/ophys_extraction/cellpose_models.json, read once per run by main.nf. */
+    static Map naming(Path file) {
+        return (Map) new groovy.json.JsonSlurper().parse(file.toFile())
+    }
     // Executors whose tasks always run in a container (this pipeline's images carry the cyto3 weights).
     static final List<String> CONTAINER_EXECUTORS = ['awsbatch', 'google-batch', 'azurebatch', 'k8s']
 
     /** The value a task gets: a model file as an absolute path (tasks run in their own work folders), a name as is. */
-    static String argument(String spec) {
-        return isFile(spec) ? path(spec).toAbsolutePath().normalize().toString() : spec
+    static String argument(String spec, Map naming) {
+        return isFile(spec, naming) ? path(spec).toAbsolutePath().normalize().toString() : spec
     }
 
     /**
@@ -26,21 +28,22 @@ class ModelChecker {
      * model file that is not on this machine may be the image's (e.g. /opt/cellpose/models/<file>); SEGMENT checks
      * it there, with the same one-line error.
      */
-    static String problem(String spec, Path weightsDir, boolean inContainer) {
+    static String problem(String spec, Path weightsDir, boolean inContainer, Map naming) {
         spec = spec?.trim()
         if (!spec) return "--pretrained_model is empty: pass a Cellpose 3 model name (e.g. cyto3) or a model file"
-        if (isFile(spec)) return inContainer && !Files.exists(path(spec)) ? null : fileProblem(spec, path(spec))
+        if (isFile(spec, naming)) return inContainer && !Files.exists(path(spec)) ? null : fileProblem(spec, path(spec))
         if (weightsDir == null) return null
-        String weights = OLD_STYLE.contains(spec) ? "${spec}torch_0" : spec
+        String weights = ((Map) naming.weights_file).get(spec) ?: spec
         if (Files.isRegularFile(weightsDir.resolve(weights))) return null
         return "--pretrained_model ${spec}: no such file, and no weights of a built-in Cellpose model '${spec}' in " +
                "${weightsDir} (weights are never downloaded at run time): pass a model file, put the weights there " +
                "(or set CELLPOSE_LOCAL_MODELS_PATH), or use a container profile (docker, apptainer), whose image has cyto3"
     }
 
-    /** Path-like values (a separator, a dot in the name, ~) and existing files are model files; the rest are names. */
-    static boolean isFile(String spec) {
-        return spec.contains('/') || spec.startsWith('~') || spec.contains('.') || Files.exists(path(spec))
+    /** Path-like values (naming.path_pattern: a separator, a dot, a leading ~) and existing files are model files;
+     * the rest are names. */
+    static boolean isFile(String spec, Map naming) {
+        return (spec =~ (String) naming.path_pattern).find() || Files.exists(path(spec))
     }
 
     private static Path path(String spec) {

@@ -37,7 +37,7 @@ class ParamsChecker {
         props.each { String name, Map spec ->
             def value = params[name]
             if (value == null) return
-            String problem = typeProblem(value, spec)
+            String problem = valueProblem(value, spec)
             if (problem) found << "--${name} ${value}: ${problem}"
         }
         return found
@@ -47,25 +47,28 @@ class ParamsChecker {
         return camel.replaceAll(/([A-Z])/) { all, c -> '_' + c.toLowerCase() }
     }
 
-    private static String typeProblem(value, Map spec) {
+    /** Why `value` does not fit the schema entry `spec`, or null. */
+    static String valueProblem(value, Map spec) {
         List types = spec.type instanceof List ? (List) spec.type : [spec.type]
         def number = asNumber(value)
         if ('boolean' in types) {
             if (!(value instanceof Boolean) && !(value.toString() in ['true', 'false'])) return 'must be true or false'
             return null
         }
+        // Out of range: the schema's errorMessage (the range and where it comes from: src/ophys_extraction/options.py).
         if ('integer' in types || 'number' in types) {
-            if (number == null) return "must be a number"
+            if (number == null) return "must be a finite number"
             if ('integer' in types && !(value.toString() ==~ INTEGER)) return 'must be a whole number'
-            if (spec.enum && !(spec.enum.collect { it as double }.contains(number))) return "must be one of ${spec.enum.join(', ')}"
-            if (spec.minimum != null && number < (spec.minimum as double)) return "must be >= ${spec.minimum}"
-            if (spec.exclusiveMinimum != null && number <= (spec.exclusiveMinimum as double)) return "must be > ${spec.exclusiveMinimum}"
-            if (spec.maximum != null && number > (spec.maximum as double)) return "must be <= ${spec.maximum}"
-            return null
+            boolean outside = (spec.enum && !(spec.enum.collect { it as double }.contains(number))) ||
+                (spec.minimum != null && number < (spec.minimum as double)) ||
+                (spec.exclusiveMinimum != null && number <= (spec.exclusiveMinimum as double)) ||
+                (spec.maximum != null && number > (spec.maximum as double))
+            return outside ? (spec.errorMessage ?: "must be in the range --help gives") : null
         }
         if ('string' in types) {
             if (value instanceof Boolean) return 'needs a value'
-            if (spec.enum && !(value.toString() in spec.enum)) return "must be one of ${spec.enum.join(', ')}"
+            if (spec.enum && !(value.toString() in spec.enum)) return spec.errorMessage ?: "must be one of ${spec.enum.join(', ')}"
+            if (spec.minLength != null && value.toString().trim().length() < (spec.minLength as int)) return 'must be non-empty text'
             if (spec.pattern && !(value.toString() ==~ spec.pattern)) return "must match ${spec.pattern}"
         }
         return null

@@ -54,7 +54,7 @@ class PlaneFinder {
      * optionally frame_rate. A movie is a local path (relative ones are taken from the samplesheet's folder) or a
      * URL (s3://..., https://...). Every problem goes to `problems`, one line each, naming the line.
      */
-    static List<Map> fromSamplesheet(Path sheet, List<String> problems, boolean allowDuplicateMovies = false) {
+    static List<Map> fromSamplesheet(Path sheet, List<String> problems, Map rateRule, boolean allowDuplicateMovies = false) {
         String name = sheet.toUriString()
         if (!Files.exists(sheet)) return fail(problems, "${name}: samplesheet does not exist")
         if (!Files.isRegularFile(sheet)) return fail(problems, "${name}: samplesheet is not a file")
@@ -84,7 +84,7 @@ class PlaneFinder {
             Path movie = sheetMovie(sheet, row.movie, where, problems)
             String rate = row.frame_rate ?: null
             if (rate != null) {
-                try { check(rate, where) } catch (IllegalArgumentException err) { problems << err.message }
+                try { check(rate, where, rateRule) } catch (IllegalArgumentException err) { problems << err.message }
             }
             planes << plane(row.plane_id, movie, rate, where)  // its id is checked even if its movie is not there
         }
@@ -154,9 +154,9 @@ class PlaneFinder {
      * then session.json in the movie's folder or the two above it (the folders of the movie as named: for a link,
      * those of the link).
      */
-    static double frameRate(Map plane, def parameter) {
-        if (plane.frame_rate != null) return check(plane.frame_rate, plane.where)
-        if (parameter != null) return check(parameter, '--frame_rate')
+    static double frameRate(Map plane, def parameter, Map rule) {
+        if (plane.frame_rate != null) return check(plane.frame_rate, plane.where, rule)
+        if (parameter != null) return check(parameter, '--frame_rate', rule)
         Path movie = plane.movie
         Path dir = movie.toAbsolutePath().parent
         List<Path> folders = [dir, dir?.parent, dir?.parent?.parent].findAll { it != null }
@@ -168,7 +168,7 @@ class PlaneFinder {
                 try { doc = new JsonSlurper().parseText(new String(Files.readAllBytes(candidate), StandardCharsets.UTF_8)) }
                 catch (Exception err) { throw new IllegalArgumentException("${candidate.toUriString()}: cannot be read as JSON (${err.class.simpleName})") }
                 def value = name == 'processing.json' ? fromProcessing(doc) : fromSession(doc)
-                if (value != null) return check(value, candidate.toUriString())
+                if (value != null) return check(value, candidate.toUriString(), rule)
             }
         }
         throw new IllegalArgumentException("${movie.toUriString()}: no frame rate: pass --frame_rate (or a samplesheet's frame_rate) or put processing.json (movie_frame_rate_hz) or session.json beside the movie")
@@ -220,9 +220,31 @@ class PlaneFinder {
             problems << "${where}: movie ${value}: cannot be opened (${err.message ?: err.class.simpleName})".toString()
             return null
         }
+        String unreachable = movie.toUri().scheme?.toLowerCase() in ['http', 'https', 'ftp'] ? remoteProblem(movie.toUriString()) : null
+        if (unreachable) { problems << "${where}: movie ${movie.toUriString()}: unreachable (${unreachable})".toString(); return null }
         if (!Files.exists(movie)) { problems << "${where}: movie ${movie.toUriString()}: file not found".toString(); return null }
         if (!Files.isRegularFile(movie)) { problems << "${where}: movie ${movie.toUriString()}: is not a file".toString(); return null }
         return movie
+    }
+
+    /** Why a http(s) or ftp movie cannot be reached (no such host, refused, timed out, an HTTP error status other
+     * than 404, which is "file not found"), or null: asked here, because Nextflow's own check of such a file
+     * answers only "does not exist". */
+    private static String remoteProblem(String url) {
+        try {
+            URLConnection connection = new URL(url).openConnection()
+            connection.connectTimeout = 20000
+            connection.readTimeout = 20000
+            if (connection instanceof HttpURLConnection) {
+                ((HttpURLConnection) connection).requestMethod = 'HEAD'
+                int status = ((HttpURLConnection) connection).responseCode
+                return status >= 400 && status != 404 ? "HTTP ${status} ${((HttpURLConnection) connection).responseMessage ?: ''}".trim() : null
+            }
+            connection.connect()
+            return null
+        } catch (IOException err) {
+            return "${err.class.simpleName}${err.message ? ': ' + err.message : ''}"
+        }
     }
 
     /**
@@ -302,11 +324,11 @@ class PlaneFinder {
         return null
     }
 
-    private static double check(value, String source) {
-        double rate
-        try { rate = Double.parseDouble(value.toString()) }
-        catch (NumberFormatException ignored) { throw new IllegalArgumentException("${source}: frame rate '${value}' is not a number") }
-        if (Double.isNaN(rate) || Double.isInfinite(rate) || rate <= 0) throw new IllegalArgumentException("${source}: frame rate must be a positive number, got '${value}'")
-        return rate
+    /** The rate, checked with `rule` (the schema's frame_rate entry, written from src/ophys_extraction/options.py:
+     * the rule SUMMARY_IMAGES applies to its --frame_rate). */
+    private static double check(value, String source, Map rule) {
+        String problem = ParamsChecker.valueProblem(value, rule)
+        if (problem) throw new IllegalArgumentException("${source}: frame rate '${value}' ${problem}")
+        return Double.parseDouble(value.toString())
     }
 }

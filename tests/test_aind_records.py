@@ -12,9 +12,9 @@ from pathlib import Path
 import h5py
 import pytest
 
+from conftest import make_plane, run_merge
 from ophys_extraction import aind_records
 from ophys_extraction.cli.session_summary import main as session_summary_main
-from test_merge import make_plane, run_merge
 
 
 def validated_data_process(path: Path):

@@ -75,6 +75,9 @@ BAD_MOVIES: dict[str, tuple[Callable[[Path], None], str]] = {
     "no_data": (lambda p: write_h5(p, movie=GOOD), "no 'data' dataset"),
     "rank2": (lambda p: write_h5(p, GOOD[0]), "has rank 2"),
     "zero_frames": (lambda p: write_h5(p, GOOD[:0]), "has zero frames"),
+    # (height, width, frames): movie.FRAMES_LAST_ASPECT's rule.
+    "frames_last": (lambda p: write_h5(p, np.zeros((64, 64, 600), np.int16)),
+                    "has shape (64, 64, 600), which looks frames-last (height, width, frames)"),
     "strings": (lambda p: write_h5(p, np.array([[[b"x"]]])), "non-numeric dtype"),
     "truncated": (_truncated, "cannot be read as HDF5"),
     "not_hdf5": (lambda p: p.write_text("hello"), "cannot be read as HDF5"),
@@ -196,7 +199,7 @@ def test_missing_frame_rate(tmp_path: Path) -> None:
 def test_non_positive_frame_rate(tmp_path: Path, rate: str) -> None:
     movie = write_h5(tmp_path / "movie.h5", GOOD)
     proc = run_script("summary_images.py", "--movie", movie, "--output", tmp_path / "summary.h5", "--frame_rate", rate)
-    assert_one_line_error(proc, "--frame_rate", "must be a positive number")
+    assert_one_line_error(proc, f"--frame_rate {float(rate)}", "must be > 0 (frames per second)")
     assert not (tmp_path / "summary.h5").exists()
 
 
@@ -335,8 +338,8 @@ def test_pipeline_reports_every_bad_movie_and_writes_nothing_for_it(tmp_path: Pa
 @pytest.mark.skipif(not NEXTFLOW.exists(), reason="run `make install` first")
 @pytest.mark.parametrize("rate_json, message", [
     (None, "no frame rate"),
-    ({"data_processes": [{"parameters": {"movie_frame_rate_hz": 0}}]}, "frame rate must be a positive number"),
-    ({"data_processes": [{"parameters": {"movie_frame_rate_hz": -4}}]}, "frame rate must be a positive number"),
+    ({"data_processes": [{"parameters": {"movie_frame_rate_hz": 0}}]}, "must be > 0 (frames per second)"),
+    ({"data_processes": [{"parameters": {"movie_frame_rate_hz": -4}}]}, "must be > 0 (frames per second)"),
 ])
 def test_pipeline_frame_rate_problems_stop_before_any_task(tmp_path: Path, rate_json, message: str) -> None:
     plane = tmp_path / "input" / "p1" / "decrosstalk"

@@ -465,8 +465,8 @@ def test_cli_bad_movie_and_options(tmp_path, capsys):
     movie, seg = write_inputs(tmp_path, disc_masks(), frames=10)
     out = tmp_path / "traces.h5"
     cases = [(["--movie", str(tmp_path / "nope.h5")], str(tmp_path / "nope.h5")),
-             (["--movie", str(movie), "--chunk_frames", "-1"], "--chunk_frames"),
-             (["--movie", str(movie), "--lam_percentile", "120"], "--lam_percentile")]
+             (["--movie", str(movie), "--chunk_frames=-1"], "--chunk_frames -1"),
+             (["--movie", str(movie), "--lam_percentile", "120"], "--lam_percentile 120.0")]
     for argv, subject in cases:
         with pytest.raises(SystemExit) as exit_info:
             run_cli(extract_main, [*argv, "--segmentation", str(seg), "--output", str(out)])

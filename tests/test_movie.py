@@ -211,3 +211,21 @@ def test_recording_warnings(n_frames: int, rate: float, n_bins: int, expected: l
     assert len(warnings) == len(expected), warnings
     for warning, fragment in zip(warnings, expected):
         assert fragment in warning and "\n" not in warning
+
+
+@pytest.mark.parametrize("shape, refused", [
+    ((64, 64, 600), True),     # (height, width, frames)
+    ((64, 64, 129), True),     # just beyond FRAMES_LAST_ASPECT
+    ((64, 64, 128), False),    # 64 frames of 64 x 128: a 2:1 frame can be a real scan
+    ((600, 64, 64), False),    # frames-first
+    ((64, 48, 600), False),    # first two axes differ: no sign of frames-last
+])
+def test_a_movie_that_looks_frames_last_is_refused(tmp_path: Path, shape: tuple[int, int, int], refused: bool) -> None:
+    path = write_h5(tmp_path / "movie.h5", np.zeros(shape, np.int16))
+    if refused:
+        with pytest.raises(InputError, match=r"looks frames-last \(height, width, frames\)"):
+            with open_movie(path):
+                pass
+    else:
+        with open_movie(path) as (_, info):
+            assert (info.n_frames, info.height, info.width) == shape

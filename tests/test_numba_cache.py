@@ -15,8 +15,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from conftest import REPO, write_h5
-from test_segmentation import MODEL, write_summary
+from conftest import MODEL, REPO, write_h5, write_summary
 
 BIN = REPO / "bin"
 

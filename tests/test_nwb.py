@@ -15,7 +15,7 @@ import pytest
 from ophys_extraction import nwb, schema
 from ophys_extraction.cli import main as dispatch
 from ophys_extraction.cli.nwb import main as nwb_main
-from test_merge import make_plane, run_merge
+from conftest import make_plane, run_merge
 
 METADATA = {"session_start_time": "2025-03-01T10:15:00-08:00", "experimenter": ["Doe, Jane"],
             "institution": "Example Institute", "lab": "Imaging lab", "session_description": "A test session.",

@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import REPO, write_h5, write_processing_json
+from conftest import MODEL, REPO, write_h5, write_processing_json
 from ophys_extraction.compare import compare_files
 from ophys_extraction.validation import validate
 from pipeline_runner import (NEXTFLOW, assert_same_extractions, command, nextflow_env, run_pipeline, task_dirs,
@@ -24,7 +24,6 @@ from pipeline_runner import (NEXTFLOW, assert_same_extractions, command, nextflo
 
 pytestmark = [pytest.mark.nextflow, pytest.mark.skipif(not NEXTFLOW.exists(), reason="run `make install` first")]
 
-MODEL = REPO / "assets" / "models" / "ophys_cp3"
 TEST_PROFILE = ("-profile", "test")
 DEMO_PLANES = ("plane_0", "plane_1")          # the plane folders of make demo-data
 
@@ -309,14 +308,18 @@ def test_extract_option_reaches_the_step_and_changes_its_output(interrupted_then
 
 @pytest.mark.parametrize("args, message", [
     (("--anatomical_only", "7"), "--anatomical_only 7: must be one of 1, 2, 3, 4"),
-    (("--lam_percentile", "150"), "--lam_percentile 150: must be <= 100"),
+    (("--lam_percentile", "150"), "--lam_percentile 150: must be in [0, 100] (suite2p: a percentile)"),
+    (("--flow_threshold", "-1", "--max_overlap", "2"), "--max_overlap 2: must be in [0, 1]"),  # both named
+    (("--flow_threshold", "-1", "--max_overlap", "2"), "--flow_threshold -1: must be >= 0"),
     (("--extract_threads", "1.5"), "--extract_threads 1.5: must be a whole number"),
     (("--soma_crop", "maybe"), "--soma_crop maybe: must be true or false"),
     (("--diamter", "12"), "unknown parameter --diamter"),
     (("--frame_rate", "-3"), "--frame_rate -3: must be > 0"),
-    (("--flow_threshold", "high"), "--flow_threshold high: must be a number"),
+    (("--flow_threshold", "high"), "--flow_threshold high: must be a finite number"),
     (("--nwb_metadata", "session.json"), "--nwb_metadata only applies with --nwb"),
-    (("--nwb", "--nwb_metadata", "no-such.json"), "--nwb_metadata no-such.json: file does not exist"),
+    (("--nwb", "--nwb_metadata", "no-such.json"), "no-such.json: file does not exist"),
+    # The NWB step's own reader, asked at start (ophys-extraction check-start).
+    (("--nwb", "--nwb_metadata", str(REPO / "nextflow_schema.json")), "unknown key(s) $defs, $schema, allOf"),
     (("--nwb", "--publish_dir_mode", "move"), "--publish_dir_mode move cannot be used with --nwb"),
 ])
 def test_bad_parameter_stops_before_any_task(tmp_path: Path, demo_input: Path, args, message: str) -> None:

@@ -120,9 +120,11 @@ def test_frame_rate_problems_of_each_plane(tmp_path: Path) -> None:
                if "Skipping plane " in line}
     assert sorted(skipped) == sorted(set(cases) - {"good"} | {"broken"})
     assert f"{root / 'nothing' / 'decrosstalk' / 'nothing_decrosstalk.h5'}: no frame rate: pass --frame_rate" in skipped["nothing"]
-    for plane in ("zero", "negative", "nan", "inf"):
-        assert "processing.json: frame rate must be a positive number" in skipped[plane], skipped[plane]
-    assert "processing.json: frame rate 'fast' is not a number" in skipped["text"]
+    # The rule of the schema's frame_rate entry (src/ophys_extraction/options.py FRAME_RATE), as the step's.
+    for plane, problem in {"zero": "'0' must be > 0 (frames per second)",
+                           "negative": "'-5' must be > 0 (frames per second)", "nan": "'NaN' must be a finite number",
+                           "inf": "'Infinity' must be a finite number", "text": "'fast' must be a finite number"}.items():
+        assert f"processing.json: frame rate {problem}" in skipped[plane], skipped[plane]
     assert "broken/decrosstalk/processing.json: cannot be read as JSON" in skipped["broken"]
     assert _found(run.output) == [f"plane good: {root / 'good' / 'decrosstalk' / 'good_decrosstalk.h5'} at 8.0 Hz"]
 
@@ -205,6 +207,14 @@ def test_samplesheet_over_http(tmp_path: Path, http_root: tuple[Path, str]) -> N
     assert run.returncode == 1 and f"{url}/missing.csv line 2: movie {url}/movies/none.h5: file not found" in run.output
     assert task_dirs(tmp_path / "launch2") == []
 
+    # A server that cannot be reached is said to be, with the reason (port 1: nothing listens there).
+    (root / "unreachable.csv").write_text("plane_id,movie\np1,http://127.0.0.1:1/p1.h5\n")
+    run = run_pipeline(tmp_path / "launch3", "-stub-run", "--input", f"{url}/unreachable.csv", timeout=300)
+    assert run.returncode == 1, run.output
+    assert (f"{url}/unreachable.csv line 2: movie http://127.0.0.1:1/p1.h5: unreachable (ConnectException: "
+            "Connection refused)") in run.output, run.output
+    assert task_dirs(tmp_path / "launch3") == []
+
 
 def test_samplesheet_s3_movie_without_the_plugin_is_one_line(tmp_path: Path) -> None:
     """Here (offline, no nf-amazon) an s3:// movie cannot be opened: said on one line naming the row."""
@@ -243,12 +253,12 @@ def test_samplesheet_problems_one_line_each(tmp_path: Path) -> None:
     fix = "change it in the samplesheet"
     expected = [
         f"{sheet} line 9: movie {data / 'absent.h5'}: file not found",
-        f"{sheet} line 10: frame rate 'fast' is not a number",
-        f"{sheet} line 11: frame rate must be a positive number, got '0'",
+        f"{sheet} line 10: frame rate 'fast' must be a finite number",
+        f"{sheet} line 11: frame rate '0' must be > 0 (frames per second)",
         f"{sheet} line 12: no movie",
         f"{sheet} line 13: movie {data}: is not a file",
         f"{sheet} line 14: movie {data / 'none.h5'}: file not found",
-        f"{sheet} line 14: frame rate 'x' is not a number",
+        f"{sheet} line 14: frame rate 'x' must be a finite number",
         f"{sheet} line 14: plane id '.' cannot name an output folder",
         f"{sheet} line 15: 4 field(s), the header has 3",
         f"{sheet} line 3: plane id '' cannot name an output folder: {fix}",

@@ -47,7 +47,7 @@ def peaked(centre: float, calls: list[float] | None = None):
         if calls is not None:
             calls.append(d)
         return sizing.Found(100, 100 * float(np.exp(-((np.log(d) - np.log(centre)) / 0.3) ** 2)))
-    return evaluate
+    return sizing.one_at_a_time(evaluate)
 
 
 def test_found_weighs_each_mask_by_its_flow_error_and_the_quality_is_an_f1():
@@ -74,10 +74,10 @@ def test_search_takes_the_larger_diameter_where_the_quality_is_flat():
     # 100 masks; all consistent from 10 to 16 px, fewer outside: a plateau the larger end of which is chosen.
     def flat(d: float) -> sizing.Found:
         return sizing.Found(100, 100.0 if 10 <= d <= 16 else 60.0)
-    diameter, seen = sizing.search(flat, (10.0,))
+    diameter, seen = sizing.search(sizing.one_at_a_time(flat), (10.0,))
     assert round(10.0 * sizing.COARSE_STEP, 3) in seen and diameter == pytest.approx(10.0 * sizing.COARSE_STEP, abs=1e-3)
     # ... but a smaller diameter is taken only where it is better by more than PLATEAU.
-    diameter, _ = sizing.search(lambda d: sizing.Found(100, 100.0 - 0.1 * d), (12.0,))
+    diameter, _ = sizing.search(sizing.one_at_a_time(lambda d: sizing.Found(100, 100.0 - 0.1 * d)), (12.0,))
     assert diameter > 12.0
 
 
@@ -89,8 +89,23 @@ def test_search_from_several_starts_begins_at_the_best_and_stays_in_bounds():
     assert diameter == sizing.MIN_DIAMETER
 
 
+def test_search_asks_for_the_starts_together_then_each_coarse_step_then_both_fine_steps():
+    batches: list[tuple[float, ...]] = []
+    one = peaked(14.0)
+
+    def evaluate(diameters: tuple[float, ...]) -> tuple[sizing.Found, ...]:
+        batches.append(diameters)
+        return one(diameters)
+    together, seen = sizing.search(evaluate, sizing.SCAN_DIAMETERS)
+    assert batches[0] == tuple(round(d, 3) for d in sizing.SCAN_DIAMETERS)
+    assert all(len(b) == 1 for b in batches[1:-1]) and len(batches[-1]) == 2
+    # The same candidates and choice as one at a time (the order of evaluation does not change the search).
+    alone, seen_alone = sizing.search(peaked(14.0), sizing.SCAN_DIAMETERS)
+    assert together == alone and seen == seen_alone
+
+
 def test_search_where_no_candidate_finds_a_mask_keeps_the_start():
-    diameter, seen = sizing.search(lambda d: sizing.Found(0, 0.0), (11.0,))
+    diameter, seen = sizing.search(sizing.one_at_a_time(lambda d: sizing.Found(0, 0.0)), (11.0,))
     assert diameter == 11.0 and set(seen.values()) == {0.0}
     assert len(seen) <= 3                     # the start and one step each way: no walk through empty candidates
 

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from conftest import MODULES_CONFIG, REPO, config_block
 
 SCRIPTS = {"SUMMARY_IMAGES": "summary_images.py", "SEGMENT": "segment.py", "EXTRACT": "extract.py",
            "MERGE": "merge.py", "SUITE2P_FOLDER": "export_suite2p.py"}
@@ -20,7 +20,6 @@ NOT_FROM_THE_PIPELINE = {
     "help": "prints the help",
     "params_json": "merge.py run by hand: records a parameter set; the pipeline's parameters are in pipeline_info/",
 }
-MODULES_CONFIG = (REPO / "conf" / "modules.config").read_text()
 # Parameters that reach their step as a process input in main.nf rather than through modules.config, and why.
 PROCESS_INPUTS = {"pretrained_model": "SEGMENT's `model` input: a path is text that the module quotes"}
 STEP_GROUPS = ("summary_images", "segmentation", "extraction")
@@ -28,13 +27,6 @@ STEP_GROUPS = ("summary_images", "segmentation", "extraction")
 
 def _options(text: str) -> set[str]:
     return set(re.findall(r"(?<![\w-])--([a-z][a-z0-9_]*)", text))
-
-
-def config_block(process: str) -> str:
-    """The text of `withName: '<process>' { ... }` in conf/modules.config (up to the next withName); empty for a
-    process without one (MERGE: no options, and its results are published by main.nf)."""
-    match = re.search(rf"^\s*withName: '{process}' \{{(.*?)(?=^\s*withName:|\Z)", MODULES_CONFIG, re.S | re.M)
-    return match.group(1) if match else ""
 
 
 def _config_options(process: str) -> set[str]:

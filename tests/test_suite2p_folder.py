@@ -3,7 +3,7 @@ the GUI's (`suite2p.gui.io.load_files`, what File > Load processed data calls) a
 "load folder"), and opened by suite2p's GUI itself, headless (Qt's offscreen platform, no X server), where a ROI is
 flipped and saved by the GUI's own code and the curation goes back into extraction.h5.
 
-The extraction.h5 files are MERGE's output on the fixture planes of test_merge (the demo end to end is in
+The extraction.h5 files are MERGE's output on the fixture planes of conftest (make_plane) (the demo end to end is in
 test_pipeline)."""
 
 from __future__ import annotations
@@ -18,11 +18,10 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import REPO, make_plane, run_merge
 from ophys_extraction.cli import main as dispatch
 from ophys_extraction.errors import InputError
 from ophys_extraction.suite2p_folder import FILES, Suite2pFolderOptions, deconvolve, snr, write_folder
-from test_merge import make_plane, run_merge
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")   # suite2p's GUI without a display (before Qt loads)
 
@@ -187,8 +186,10 @@ def test_bad_input_is_one_line(tmp_path: Path, exported, capsys) -> None:
     assert dispatch(["export-suite2p", str(tmp_path / "nothing")]) == 2
     assert capsys.readouterr().err.strip() == (f"ERROR: {tmp_path / 'nothing'}: no extraction.h5 here (give a plane's "
                                                "output folder <outdir>/<plane>, its extraction/ folder or the file)")
-    with pytest.raises(InputError, match="--tau: must be a number of seconds > 0"):
+    with pytest.raises(InputError, match=r"^--tau 0: must be > 0 \(suite2p: seconds"):
         write_folder(extraction, tmp_path / "out", Suite2pFolderOptions(tau=0))
+    assert dispatch(["export-suite2p", str(extraction), "--folder", str(tmp_path / "out"), "--tau", "-1"]) == 2
+    assert capsys.readouterr().err.startswith("ERROR: --tau -1.0: must be > 0 (suite2p: seconds")
     broken = tmp_path / "broken" / "extraction.h5"
     broken.parent.mkdir()
     shutil.copy(extraction, broken)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import numpy as np
 from ophys_extraction.errors import InputError
 from ophys_extraction.h5io import atomic_h5, write_array
 from ophys_extraction.movie import chunk_frames, open_movie
+from ophys_extraction.options import EXTRACT as _TABLE
 from ophys_extraction.provenance import package_versions
 
 # suite2p settings exposed as options; None = suite2p's default (read from suite2p.parameters at run time).
@@ -27,58 +28,32 @@ SUITE2P_OPTIONS = ("max_overlap", "soma_crop", "npix_norm_min", "npix_norm_max",
 
 @dataclass(frozen=True)
 class ExtractionOptions:
-    """EXTRACT's options and their defaults (the only place they are written; nextflow_schema.json mirrors them,
-    tests/test_parameters.py checks that)."""
-    use_suite2p_neuropil: bool = False  # suite2p's fixed coefficient instead of the mutual-information r
-    diameter: float = 0.0               # for suite2p's ROI statistics; 0 = the diameter the segmentation used
-    chunk_frames: int = 0               # frames per read; 0 = about 16 MiB in whole HDF5 chunks
-    threads: int = 0                    # numba threads; 0 = all cores
-    max_overlap: float | None = None
-    soma_crop: bool | None = None
-    npix_norm_min: float | None = None
-    npix_norm_max: float | None = None
-    allow_overlap: bool | None = None
-    inner_neuropil_radius: int | None = None
-    min_neuropil_pixels: int | None = None
-    circular_neuropil: bool | None = None
-    lam_percentile: float | None = None
-    neuropil_coefficient: float | None = None
+    """EXTRACT's options; their defaults, ranges and help are options.EXTRACT."""
+    use_suite2p_neuropil: bool = _TABLE.default("use_suite2p_neuropil")  # suite2p's fixed coefficient, not MI r
+    diameter: float = _TABLE.default("diameter")          # for suite2p's ROI statistics; 0 = the segmentation's
+    chunk_frames: int = _TABLE.default("chunk_frames")    # frames per read; 0 = about 16 MiB in whole HDF5 chunks
+    threads: int = _TABLE.default("threads")              # numba threads; 0 = every CPU this process may use
+    max_overlap: float | None = _TABLE.default("max_overlap")
+    soma_crop: bool | None = _TABLE.default("soma_crop")
+    npix_norm_min: float | None = _TABLE.default("npix_norm_min")
+    npix_norm_max: float | None = _TABLE.default("npix_norm_max")
+    allow_overlap: bool | None = _TABLE.default("allow_overlap")
+    inner_neuropil_radius: int | None = _TABLE.default("inner_neuropil_radius")
+    min_neuropil_pixels: int | None = _TABLE.default("min_neuropil_pixels")
+    circular_neuropil: bool | None = _TABLE.default("circular_neuropil")
+    lam_percentile: float = _TABLE.default("lam_percentile")
+    neuropil_coefficient: float | None = _TABLE.default("neuropil_coefficient")
 
     def validate(self) -> None:
-        """Values that cannot work: one InputError naming the option."""
-        def bad(name: str, problem: str) -> None:
-            raise InputError(f"--{name}", problem)
-
-        if not math.isfinite(self.diameter) or self.diameter < 0:
-            bad("diameter", f"must be >= 0, got {self.diameter}")
-        if self.chunk_frames < 0:
-            bad("chunk_frames", f"must be >= 0, got {self.chunk_frames}")
-        if self.threads < 0:
-            bad("threads", f"must be >= 0, got {self.threads}")
-        for name in ("max_overlap", "npix_norm_min", "npix_norm_max", "lam_percentile", "neuropil_coefficient"):
-            value = getattr(self, name)
-            if value is not None and math.isnan(value):
-                bad(name, "must be a number")
-        if self.max_overlap is not None and self.max_overlap < 0:
-            bad("max_overlap", f"must be >= 0, got {self.max_overlap}")
-        if self.lam_percentile is not None and not 0 <= self.lam_percentile <= 100:
-            bad("lam_percentile", f"must be in [0, 100], got {self.lam_percentile}")
-        for name in ("inner_neuropil_radius", "min_neuropil_pixels"):
-            if getattr(self, name) is not None and getattr(self, name) < 0:
-                bad(name, f"must be >= 0, got {getattr(self, name)}")
-        if self.neuropil_coefficient is not None and not 0 <= self.neuropil_coefficient <= 2:
-            bad("neuropil_coefficient", f"must be in [0, 2], got {self.neuropil_coefficient}")
+        """One InputError naming every value that cannot work."""
+        _TABLE.check(asdict(self))
 
     def suite2p_settings(self) -> dict[str, Any]:
-        """Every suite2p option: the given value, else suite2p's default."""
+        """Every suite2p option: the given value, else (None) suite2p's default."""
         from ophys_extraction import rois
         defaults = rois.suite2p_defaults()
         return {name: (getattr(self, name) if getattr(self, name) is not None else defaults[name])
                 for name in SUITE2P_OPTIONS}
-
-
-def option_names() -> tuple[str, ...]:
-    return tuple(f.name for f in fields(ExtractionOptions))
 
 
 def resolve_diameter(given: float, seg_attrs: dict, masks: np.ndarray) -> tuple[float, str]:
@@ -95,7 +70,7 @@ def resolve_diameter(given: float, seg_attrs: dict, masks: np.ndarray) -> tuple[
     median = rois.median_mask_diameter(masks)
     if median > 0:
         return median, "median mask diameter (suite2p anatomical)"
-    return 12.0, "suite2p default (no ROIs)"
+    return rois.suite2p_default_diameter(), "suite2p default (no ROIs)"
 
 
 def write_traces(path: Path, F: np.ndarray, Fneu: np.ndarray, r: np.ndarray, stats: list,

@@ -254,9 +254,6 @@ def merge(summary: str | Path, segmentation: str | Path, traces: str | Path, out
             "segment": attrs_dict(handles[schema.SEGMENTATION][1]),
             "extract": attrs_dict(handles[schema.TRACES][1]),
         }
-        if "/" in plane_id:
-            raise InputError("--plane_id", f"{plane_id!r} contains '/', which the file name "
-                                           f"{schema.alias_name('<plane>')} cannot")
         parameters: dict[str, Any] = dict(step_attrs)
         if run_params is not None:
             parameters["pipeline"] = jsonable(run_params)

@@ -39,6 +39,10 @@ PLAUSIBLE_FRAME_RATE_HZ = (0.5, 1000.0)
 # pixels were clipped (detector or digitiser saturation), so traces through them are flat-topped. 1e-4 is, in a
 # 512 x 512 movie, 26 pixels saturated in every frame, or a 100-pixel cell in a quarter of the frames.
 SATURATED_SHARE = 1e-4
+# A movie whose first two axes are equal and whose last is more than this many times longer is refused as
+# frames-last (height, width, frames): read frames-first it would be frames this many times wider than tall, which
+# no two-photon scan makes, and a frame count equal to the frame height by chance besides.
+FRAMES_LAST_ASPECT = 2
 # Virtual sources that are themselves virtual: how deep the chain is followed before it is refused.
 MAX_SOURCE_DEPTH = 8
 
@@ -66,6 +70,10 @@ def validate_dataset(path: Path, dset: object) -> MovieInfo:
         raise InputError(path, f"dataset '{DATASET}' has empty frames (shape {dset.shape})")
     if not (np.issubdtype(dset.dtype, np.integer) or np.issubdtype(dset.dtype, np.floating)):
         raise InputError(path, f"dataset '{DATASET}' has non-numeric dtype {dset.dtype}; expected integer or float")
+    if n_frames == height and width > FRAMES_LAST_ASPECT * height:
+        raise InputError(path, f"dataset '{DATASET}' has shape {dset.shape}, which looks frames-last (height, width, "
+                               f"frames): read as (frames, height, width) it would be {n_frames} frames of "
+                               f"{height} x {width} px; write the movie as (frames, height, width)")
     return MovieInfo(Path(path), int(n_frames), int(height), int(width), np.dtype(dset.dtype))
 
 

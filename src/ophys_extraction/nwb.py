@@ -32,6 +32,7 @@ import numpy as np
 from ophys_extraction import schema, validation
 from ophys_extraction.errors import InputError
 from ophys_extraction.h5io import iter_row_blocks
+from ophys_extraction.options import NWB
 
 UNKNOWN = "unknown"
 UNKNOWN_START = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -78,11 +79,11 @@ ROI_CHUNK = 16                # ROIs per HDF5 chunk of the traces
 
 @dataclass(frozen=True)
 class NwbOptions:
-    """NWB's options and their defaults (the only place they are written; nextflow_schema.json mirrors them,
-    tests/test_parameters.py checks that). `metadata` is the contents of the --nwb_metadata file."""
-    indicator: str = UNKNOWN
-    location: str = UNKNOWN
-    pixel_size_um: float | None = None          # micrometres per pixel (x and y)
+    """NWB's options (defaults, ranges and help: options.NWB). `metadata` is the contents of the --nwb_metadata
+    file."""
+    indicator: str = NWB.default("indicator")
+    location: str = NWB.default("location")
+    pixel_size_um: float | None = NWB.default("pixel_size")   # micrometres per pixel (x and y)
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
@@ -92,6 +93,8 @@ def output_name(plane_id: str) -> str:
 
 def read_metadata(path: Path) -> dict[str, Any]:
     """The metadata file (`METADATA_KEYS`), checked; every problem is an InputError naming the file."""
+    if not Path(path).is_file():
+        raise InputError(path, "file does not exist" if not Path(path).exists() else "is not a file")
     try:
         doc = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as err:

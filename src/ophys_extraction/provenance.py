@@ -10,15 +10,17 @@ PACKAGES = ("ophys-extraction", "cellpose", "suite2p", "torch", "numpy", "scipy"
             "pynwb")
 
 
+def package_version(name: str) -> str:
+    """The installed version of a distribution, from its metadata (nothing imported), or "not installed"."""
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
 def package_versions() -> dict[str, str]:
     """{package: version} for Python and the packages that shape the results ("not installed" if absent)."""
-    versions = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            versions[name.replace("-", "_")] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name.replace("-", "_")] = "not installed"
-    return versions
+    return {"python": platform.python_version(), **{name.replace("-", "_"): package_version(name) for name in PACKAGES}}
 
 
 def versions_yaml(process: str) -> str:

@@ -120,22 +120,21 @@ def parameters_of(extraction: h5py.File) -> dict[str, Any]:
     return doc if isinstance(doc, dict) else {}
 
 
-ANATOMICAL_NAMES = {1: "max/mean ratio", 2: "mean image", 3: "enhanced mean image", 4: "max projection"}
-
-
 def segmented_title(segment_attrs: dict[str, Any]) -> str:
     """The figure's title of the image Cellpose segmented, from SEGMENT's attributes (`--anatomical_only`)."""
+    from ophys_extraction.segmentation_input import IMAGE_MODES
     mode = find_key(segment_attrs, "anatomical_only")
-    name = ANATOMICAL_NAMES.get(mode) if isinstance(mode, int) else None
+    name = IMAGE_MODES[mode].description if isinstance(mode, int) and mode in IMAGE_MODES else None
     return f"Cellpose input ({name})" if name else "Cellpose input"
 
 
 def recomputed_segmented(extraction: h5py.File) -> tuple[str, np.ndarray]:
     """(title, image) of what Cellpose segmented, recomputed from `meanImg` and `maxImg` of an extraction.h5 with
-    SEGMENT's recorded `anatomical_only`, `spatial_hp_cp` and `diameter_used` (segmentation_input.mode_image),
+    SEGMENT's recorded `anatomical_only`, `spatial_hp_cp` and `diameter_used` (summary_images.mode_image),
     for a figure drawn without segmentation.h5 (after a curation; the suite2p folder's `Vcorr`). Mode 1's ratio
     takes the mean image as its denominator (SEGMENT used the binned movie's mean), so it can differ slightly."""
-    from ophys_extraction.segmentation_input import IMAGE_MODES, mode_image, spatial_highpass
+    from ophys_extraction.segmentation_input import IMAGE_MODES, spatial_highpass
+    from ophys_extraction.summary_images import mode_image
 
     segment = parameters_of(extraction).get("segment") or {}
     mean_img, max_img = extraction["meanImg"][()], extraction["maxImg"][()]

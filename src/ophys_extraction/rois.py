@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ophys_extraction.options import EXTRACT
+
 # rois/<stat> datasets (docs/output.md), by shape.
 PER_ROI_STATS = ("aspect_ratio", "compact", "footprint", "mrs", "mrs0", "npix", "npix_norm",
                  "npix_norm_no_crop", "npix_soma", "radius", "solidity")
@@ -32,19 +34,19 @@ SUITE2P_SETTINGS = {
     "circular_neuropil": ("extraction", "circular_neuropil"),
     "neuropil_coefficient": ("extraction", "neuropil_coefficient"),
 }
-# suite2p's lam_percentile (50) lets cell pixels dimmer than the local median into neighbours' neuropil; the
-# output's definition (docs/output.md, `neuropil_coords`) is that the neuropil excludes all cell pixels, which is
-# lam_percentile 0.
-DEFAULT_LAM_PERCENTILE = 0.0
 
 
 def suite2p_defaults() -> dict:
-    """The suite2p 1.x default of every setting in SUITE2P_SETTINGS (plus our lam_percentile default)."""
+    """The suite2p 1.x default of every setting in SUITE2P_SETTINGS."""
     from suite2p.parameters import default_settings
     settings = default_settings()
-    out = {name: settings[section][key] for name, (section, key) in SUITE2P_SETTINGS.items()}
-    out["lam_percentile"] = DEFAULT_LAM_PERCENTILE
-    return out
+    return {name: settings[section][key] for name, (section, key) in SUITE2P_SETTINGS.items()}
+
+
+def suite2p_default_diameter() -> float:
+    """suite2p's default cell diameter (its `diameter` setting, y and x equal)."""
+    from suite2p.parameters import default_settings
+    return float(np.mean(default_settings()["diameter"]))
 
 
 def compact_labels(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -120,7 +122,7 @@ def roi_stats(labels: np.ndarray, weights: np.ndarray, diameter: float, max_over
 
 def build_masks(stats: np.ndarray, Ly: int, Lx: int, allow_overlap: bool = False, inner_neuropil_radius: int = 2,
                 min_neuropil_pixels: int = 350, circular_neuropil: bool = False,
-                lam_percentile: float = DEFAULT_LAM_PERCENTILE) -> tuple[list, list]:
+                lam_percentile: float = EXTRACT.default("lam_percentile")) -> tuple[list, list]:
     """suite2p's cell masks [(flat pixel index, lam / sum(lam))] and neuropil masks [flat pixel index].
 
     lam_percentile > 0 is exactly suite2p's `create_masks`. With 0 (our default) the pixels excluded from every

@@ -13,48 +13,41 @@ to downloading `cyto3` for a path that does not exist, so every model is checked
 
 from __future__ import annotations
 
-import os
+import json
+import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ophys_extraction import sizing
+from ophys_extraction import network, sizing
 from ophys_extraction.errors import InputError
+from ophys_extraction.options import SEGMENT as _TABLE
 from ophys_extraction.segmentation_input import IMAGE_MODES, prepare_image, spatial_highpass
 
 # The project's own model (trained by bin/train_model.py), under assets/models/ in the repository.
 BUNDLED_MODEL = "ophys_cp3"
-# Built-in model files: Cellpose 3 names the old generation "<name>torch_0", the others by their name.
-_OLD_STYLE = ("cyto", "cyto2", "nuclei")
-# Size models exist only for these built-ins.
-_SIZE_MODELS = {"cyto3": "size_cyto3.npy", "cyto2": "size_cyto2torch_0.npy", "cyto": "size_cytotorch_0.npy",
-                "nuclei": "size_nucleitorch_0.npy"}
+# Names against paths, and the built-ins' weight and size-model files: written once for this module and the
+# pipeline's start check (lib/ModelChecker.groovy reads the same file).
+MODEL_NAMING = json.loads((Path(__file__).parent / "cellpose_models.json").read_text(encoding="utf-8"))
 _FIRST_CONV = "downsample.down.res_down_0.conv.conv_0.2.weight"
 
 
 @dataclass(frozen=True)
 class SegmentationParams:
-    """SEGMENT's options and their defaults (the only place they are written; nextflow_schema.json mirrors them,
-    tests/test_parameters.py checks that)."""
-    anatomical_only: int = 2         # the mean image (segmentation_input.IMAGE_MODES)
-    diameter: float = 0.0            # 0: estimated from the plane's image (sizing.py)
-    cellprob_threshold: float = 0.0
-    flow_threshold: float = 1.5
-    spatial_hp_cp: float = 0.0
-    device: str = "auto"             # auto = cuda if torch sees a GPU, else cpu (resolve_device)
+    """SEGMENT's options; their defaults, ranges and help are options.SEGMENT."""
+    anatomical_only: int = _TABLE.default("anatomical_only")          # segmentation_input.IMAGE_MODES
+    diameter: float = _TABLE.default("diameter")                      # 0: chosen for the plane's image (sizing.py)
+    cellprob_threshold: float = _TABLE.default("cellprob_threshold")
+    flow_threshold: float = _TABLE.default("flow_threshold")
+    spatial_hp_cp: float = _TABLE.default("spatial_hp_cp")
+    device: str = _TABLE.default("device")                            # auto: cuda if torch sees a GPU (resolve_device)
 
     def validate(self) -> None:
-        if self.anatomical_only not in IMAGE_MODES:
-            raise InputError("--anatomical_only", f"must be one of {sorted(IMAGE_MODES)}, got {self.anatomical_only}")
-        for name in ("diameter", "flow_threshold", "spatial_hp_cp"):
-            value = getattr(self, name)
-            if not np.isfinite(value) or value < 0:
-                raise InputError(f"--{name}", f"must be a finite number >= 0, got {value}")
-        if not np.isfinite(self.cellprob_threshold):
-            raise InputError("--cellprob_threshold", f"must be finite, got {self.cellprob_threshold}")
+        """One InputError naming every value that cannot work."""
+        _TABLE.check(asdict(self))
 
 
 # ------------------------------------------------------------------------------------------------------- the model
@@ -72,7 +65,7 @@ def builtin_names() -> list[str]:
 
 
 def builtin_weights_file(name: str) -> Path:
-    return model_dir() / (f"{name}torch_0" if name in _OLD_STYLE else name)
+    return model_dir() / MODEL_NAMING["weights_file"].get(name, name)
 
 
 @dataclass
@@ -86,7 +79,7 @@ class ModelSpec:
 
 
 def _looks_like_path(spec: str) -> bool:
-    return os.sep in spec or "/" in spec or "." in Path(spec).name or spec.startswith("~")
+    return re.search(MODEL_NAMING["path_pattern"], spec) is not None
 
 
 def resolve_model(spec: str) -> ModelSpec:
@@ -102,7 +95,7 @@ def resolve_model(spec: str) -> ModelSpec:
             raise InputError(spec, f"Cellpose model weights not found in {model_dir()} and cannot be downloaded "
                                    "offline; pass --pretrained_model /path/to/model (or bake the weights into the "
                                    "container's CELLPOSE_LOCAL_MODELS_PATH)")
-        size = model_dir() / _SIZE_MODELS[spec] if spec in _SIZE_MODELS else None
+        size = model_dir() / MODEL_NAMING["size_model"][spec] if spec in MODEL_NAMING["size_model"] else None
         return ModelSpec(spec, weights, spec, _check_state_dict(weights, strict=False),
                          size if size and size.is_file() else None)
     if not path.exists():
@@ -278,39 +271,87 @@ SEARCH_NETWORK_SIDE = 372
 STYLE_SIDE = 256
 
 
+def central_window(shape: tuple[int, ...], side: int) -> tuple[int, int, int, int]:
+    """(top, left, height, width) of the central side x side window of an image of `shape` (the whole image along
+    an axis shorter than side)."""
+    h, w = shape
+    top, left = max(0, (h - side) // 2), max(0, (w - side) // 2)
+    return top, left, min(h, side), min(w, side)
+
+
 def central_crop(image: np.ndarray, side: int) -> np.ndarray:
     """The central side x side window of an image (the whole image along an axis shorter than side)."""
-    h, w = image.shape
-    top, left = max(0, (h - side) // 2), max(0, (w - side) // 2)
-    return image[top:top + side, left:left + side]
+    top, left, h, w = central_window(image.shape, side)
+    return image[top:top + h, left:left + w]
 
 
-def found_at(model: LoadedModel, image: np.ndarray, params: SegmentationParams, diameter: float) -> sizing.Found:
-    """What SEGMENT would find at a candidate diameter (its thresholds): its masks and their flow errors."""
-    _, flows, _ = model.net.eval(image, channels=[0, 0], diameter=diameter, compute_masks=False)
-    _, _, errors = masks_and_final_locations(np.asarray(flows[1], np.float32), np.asarray(flows[2], np.float32),
-                                             params.cellprob_threshold, params.flow_threshold,
-                                             dynamics_niter(model.net.diam_mean, diameter), model.device)
-    return sizing.Found.from_flow_errors(errors)
+# Tiles per network call on a CPU: 2 took 0.65x the time of Cellpose's 8 for the network on a 512 x 512 plane on 2
+# cores (bench/segment.py --network; 1: 0.70x, 4: 0.78x, 16: 1.11x), with identical outputs (a tile's output does
+# not depend on its batch). On a GPU, Cellpose's 8 (bench/gpu.py measures 8, 32 and 128).
+CPU_BATCH_SIZE = 2
 
 
-def choose_diameter(model: LoadedModel, image: np.ndarray, params: SegmentationParams) -> tuple[float, str]:
+def batch_size(device: Any) -> int:
+    """Tiles per network call on `device`."""
+    return CPU_BATCH_SIZE if device.type == "cpu" else network.BATCH_SIZE
+
+
+@dataclass
+class Runs:
+    """The network and its flow dynamics on central windows of one image, each (window, diameter) computed once,
+    so that the size choice and the segmentation share them where they coincide: a plane no larger than the search's
+    crop is segmented at a candidate's diameter without running the network again. Where several diameters are
+    asked for at once, their tiles share network calls (network.py)."""
+    model: LoadedModel
+    image: np.ndarray
+    params: SegmentationParams
+    outputs: dict[tuple, network.NetworkOutput] = field(default_factory=dict)
+    dynamics: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+    def network(self, side: int, diameters: tuple[float, ...]) -> list[network.NetworkOutput]:
+        """The network's outputs on the central window of `side` at each diameter."""
+        window = central_window(self.image.shape, side)
+        todo = [d for d in dict.fromkeys(diameters) if (window, d) not in self.outputs]
+        if todo:
+            crop = central_crop(self.image, side)
+            runs = network.run(self.model.net, [(crop, d) for d in todo], batch_size(self.model.device))
+            self.outputs.update({(window, d): out for d, out in zip(todo, runs)})
+        return [self.outputs[window, d] for d in diameters]
+
+    def masks(self, side: int, diameter: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """masks_and_final_locations of the window of `side` at `diameter`, with SEGMENT's thresholds."""
+        key = (central_window(self.image.shape, side), diameter)
+        if key not in self.dynamics:
+            out = self.network(side, (diameter,))[0]
+            self.dynamics[key] = masks_and_final_locations(
+                out.dP, out.cellprob, self.params.cellprob_threshold, self.params.flow_threshold,
+                dynamics_niter(self.model.net.diam_mean, diameter), self.model.device)
+        return self.dynamics[key]
+
+    def found(self, side: int, diameters: tuple[float, ...]) -> tuple[sizing.Found, ...]:
+        """What SEGMENT would find at each candidate diameter (its thresholds) on the window: its masks and their
+        flow errors. The candidates' network runs are batched together."""
+        self.network(side, diameters)
+        return tuple(sizing.Found.from_flow_errors(self.masks(side, d)[2]) for d in diameters)
+
+
+def choose_diameter(runs: Runs) -> tuple[float, str]:
     """(diameter Cellpose will use, how it was obtained). `--diameter 0` is chosen for this image for every model
     (sizing.py): the diameter of the highest label-free F1 (masks weighted by their flow error), searched from the
     model's size model where it has one, else from a scan of candidate diameters."""
-    if params.diameter > 0:
-        return float(params.diameter), "given"
+    model, image = runs.model, runs.image
+    if runs.params.diameter > 0:
+        return float(runs.params.diameter), "given"
     if model.size_model is not None:
         # The style at the network's own scale (rescale 1), as cellpose.train.train_size fits the regression.
-        style = model.net.eval(central_crop(image, STYLE_SIDE), channels=[0, 0], diameter=model.diam_mean,
-                               compute_masks=False)[-1]
+        style = runs.network(STYLE_SIDE, (model.net.diam_mean,))[0].styles
         starts: tuple[float, ...] = (model.size_model.predict(style),)
         start = f"size model {starts[0]:.1f} px"
     else:
         starts = sizing.SCAN_DIAMETERS
         start = "no size model: from the scan " + "/".join(f"{d:.0f}" for d in starts) + " px"
-    crop = central_crop(image, int(np.ceil(SEARCH_NETWORK_SIDE * np.exp(np.mean(np.log(starts))) / model.diam_mean)))
-    diameter, quality = sizing.search(lambda d: found_at(model, crop, params, d), starts, upper=min(image.shape) / 4)
+    side = int(np.ceil(SEARCH_NETWORK_SIDE * np.exp(np.mean(np.log(starts))) / model.diam_mean))
+    diameter, quality = sizing.search(lambda ds: runs.found(side, ds), starts, upper=min(image.shape) / 4)
     tried = ", ".join(f"{d:.1f}: {q:.3f}" for d, q in sorted(quality.items()))
     return diameter, (f"estimated: {start}, best masks by their flow error at {diameter:.1f} px (diameter px: "
                       f"label-free F1 {tried})")
@@ -319,27 +360,29 @@ def choose_diameter(model: LoadedModel, image: np.ndarray, params: SegmentationP
 def segment_image(image: np.ndarray, weights: np.ndarray, model: LoadedModel,
                   params: SegmentationParams) -> SegmentationResult:
     """Run Cellpose on a prepared 2-D image and collect every output; the flow dynamics run once, for the masks
-    and the final locations together. `seconds` times the network (with the diameter choice) and the dynamics."""
+    and the final locations together. `seconds` times the size choice, the network and the dynamics (a network
+    run or dynamics the size choice already did on the whole image at the chosen diameter are reused)."""
     import torch
+    from cellpose import plot
     torch.manual_seed(0)
     np.random.seed(0)
     image = np.asarray(image, np.float32)
     if image.ndim != 2:
         raise ValueError(f"image must be 2-D, got shape {image.shape}")
     t_size = time.perf_counter()
-    diameter, diameter_source = choose_diameter(model, image, params)
+    runs = Runs(model, image, params)
+    diameter, diameter_source = choose_diameter(runs)
     t0 = time.perf_counter()
     if params.spatial_hp_cp > 0:
         image = spatial_highpass(image, diameter, params.spatial_hp_cp)
-    _, flows, styles = model.net.eval(image, channels=[0, 0], diameter=diameter, compute_masks=False)
-    dP = np.asarray(flows[1], np.float32)
-    cellprob = np.asarray(flows[2], np.float32)
+        runs = Runs(model, image, params)
+    whole = max(image.shape)
+    out = runs.network(whole, (diameter,))[0]
     t1 = time.perf_counter()
-    niter = dynamics_niter(model.net.diam_mean, diameter)
-    masks, locations, _ = masks_and_final_locations(dP, cellprob, params.cellprob_threshold,
-                                                    params.flow_threshold, niter, model.device)
+    masks, locations, _ = runs.masks(whole, diameter)
     masks = relabel_sequential(masks)
-    seconds = {"diameter": t0 - t_size, "network": t1 - t0, "dynamics": time.perf_counter() - t1}
+    niter = dynamics_niter(model.net.diam_mean, diameter)
+    seconds = {"size choice": t0 - t_size, "network": t1 - t0, "dynamics": time.perf_counter() - t1}
     attrs = {
         "anatomical_only": params.anatomical_only,
         "image_name": IMAGE_MODES[params.anatomical_only].description,
@@ -358,9 +401,9 @@ def segment_image(image: np.ndarray, weights: np.ndarray, model: LoadedModel,
         "device": str(model.device),
         "n_rois": int(masks.max()),
     }
-    return SegmentationResult(masks=masks, flows_in_hsv=np.asarray(flows[0], np.uint8), flows=dP,
-                              cellprob=cellprob, final_locations=locations,
-                              styles=np.asarray(styles, np.float32).ravel(), image=image,
+    return SegmentationResult(masks=masks, flows_in_hsv=np.asarray(plot.dx_to_circ(out.dP), np.uint8),
+                              flows=out.dP, cellprob=out.cellprob, final_locations=locations,
+                              styles=np.asarray(out.styles, np.float32).ravel(), image=image,
                               weights=np.asarray(weights, np.float32), attrs=attrs, seconds=seconds)
 
 
@@ -373,6 +416,5 @@ def segment_summary(images: dict[str, np.ndarray], model: LoadedModel,
 
 
 def versions() -> dict[str, str]:
-    from importlib.metadata import version
-    import torch
-    return {"cellpose_version": version("cellpose"), "torch_version": torch.__version__}
+    from ophys_extraction.provenance import package_version
+    return {"cellpose_version": package_version("cellpose"), "torch_version": package_version("torch")}

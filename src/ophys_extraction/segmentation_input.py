@@ -60,18 +60,6 @@ def prepare_image(images: dict[str, np.ndarray], mode: int) -> tuple[np.ndarray,
     return image.copy(), weights
 
 
-def mode_image(mean_img: np.ndarray, max_img: np.ndarray, mode: int) -> np.ndarray:
-    """The image `--anatomical_only mode` segments, computed from a mean image and a max projection as the summary
-    step does (the ratio uses the mean image as its denominator): for training and benchmarks without a movie."""
-    from ophys_extraction import summary_images
-    derived = {"meanImg": lambda: np.asarray(mean_img, np.float32), "maxImg": lambda: np.asarray(max_img, np.float32),
-               "max_mean_ratio": lambda: summary_images.max_mean_ratio(max_img, mean_img).astype(np.float32),
-               "meanImgE": lambda: summary_images.enhanced_mean_image(np.asarray(mean_img, np.float32))}
-    if mode not in IMAGE_MODES:
-        raise ValueError(f"unknown mode {mode}")
-    return derived[IMAGE_MODES[mode].image]()
-
-
 def spatial_highpass(image: np.ndarray, diameter: float, spatial_hp_cp: float) -> np.ndarray:
     """Normalise to [0, 1] (1st-99th percentile, clipped) and subtract a Gaussian blur of sigma diameter * N.
 

@@ -72,7 +72,8 @@ class Found:
         return cls(int(weights.size), float(weights.sum()))
 
 
-Evaluate = Callable[[float], Found]   # diameter -> what the model finds there
+# candidate diameters -> what the model finds at each (several at once, so that they can share network calls)
+Evaluate = Callable[[tuple[float, ...]], tuple[Found, ...]]
 
 
 def label_free_f1(found: Found, most_consistent: float) -> float:
@@ -122,7 +123,8 @@ def search(evaluate: Evaluate, starts: tuple[float, ...], lower: float = MIN_DIA
            upper: float = float("inf")) -> tuple[float, dict[float, float]]:
     """(chosen diameter, every diameter evaluated -> its `label_free_f1`), searching in log diameter from the best of
     `starts` (module docstring), within [lower, upper]. Where nothing is found at any candidate the first start is
-    returned."""
+    returned. `evaluate` gets the candidates the search needs together at once: all starts, then each coarse step,
+    then both fine steps (a network runs them in one batch)."""
     lower, upper = float(lower), max(float(lower), float(upper))
     seen: dict[float, Found] = {}
 
@@ -136,13 +138,13 @@ def search(evaluate: Evaluate, starts: tuple[float, ...], lower: float = MIN_DIA
     def found_any() -> bool:
         return max(f.consistent for f in seen.values()) > 0
 
-    def chosen_after(diameter: float) -> float:
-        if diameter not in seen:
-            seen[diameter] = evaluate(diameter)
+    def chosen_after(*diameters: float) -> float:
+        new = tuple(d for d in dict.fromkeys(diameters) if d not in seen)
+        if new:
+            seen.update(zip(new, evaluate(new)))
         return on_plateau(quality())
 
-    for start in starts:
-        best = chosen_after(clip(start))
+    best = chosen_after(*(clip(start) for start in starts))
     for step in (COARSE_STEP, 1 / COARSE_STEP):
         while len(seen) < len(starts) + MAX_STEPS:
             nxt = clip(best * step)
@@ -151,14 +153,18 @@ def search(evaluate: Evaluate, starts: tuple[float, ...], lower: float = MIN_DIA
             best = nxt
     if not found_any():
         return clip(starts[0]), quality()
-    for step in (FINE_STEP, 1 / FINE_STEP):
-        chosen_after(clip(best * step))
+    chosen_after(clip(best * FINE_STEP), clip(best / FINE_STEP))
     q = quality()
     best = on_plateau(q)
     below = [d for d in q if d < best]
     if below and q[max(below)] < (1 - PLATEAU) * max(q.values()):
         return parabola_peak(q, best), q          # a peak alone on its plateau: refined between its neighbours
     return best, q
+
+
+def one_at_a_time(evaluate: Callable[[float], Found]) -> Evaluate:
+    """An `Evaluate` from a function of one diameter."""
+    return lambda diameters: tuple(evaluate(d) for d in diameters)
 
 
 def on_plateau(quality: dict[float, float]) -> float:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import copy
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ import numpy as np
 from ophys_extraction import validation
 from ophys_extraction.errors import InputError
 from ophys_extraction.h5io import iter_row_blocks
+from ophys_extraction.options import SUITE2P_FOLDER as _TABLE
 from ophys_extraction.qc import parameters_of, recomputed_segmented
 from ophys_extraction.schema import EXTRACTION_H5, ROI_STATS_PER_PIXEL, ROI_STATS_PER_ROI
 
@@ -44,9 +45,12 @@ FILES = ("stat.npy", "ops.npy", "F.npy", "Fneu.npy", "spks.npy", "iscell.npy", "
 
 @dataclass(frozen=True)
 class Suite2pFolderOptions:
-    """The suite2p folder's options and their defaults (the only place they are written; nextflow_schema.json
-    mirrors them)."""
-    tau: float = 1.0   # indicator decay (s) for suite2p's deconvolution; suite2p's default_settings()["tau"]
+    """The suite2p folder's options; their defaults, ranges and help are options.SUITE2P_FOLDER."""
+    tau: float = _TABLE.default("tau")   # indicator decay (s) for suite2p's deconvolution (suite2p's `tau`)
+
+    def validate(self) -> None:
+        """One InputError naming every value that cannot work."""
+        _TABLE.check(asdict(self))
 
 
 def plane_folder(extraction: Path) -> Path:
@@ -162,8 +166,7 @@ def _save_rows(path: Path, dset: h5py.Dataset, transform=None) -> None:
 
 def write_folder(extraction_path: Path, folder: Path, options: Suite2pFolderOptions = Suite2pFolderOptions()) -> Path:
     """Write `folder` (a suite2p `plane0` folder) from a valid extraction.h5; returns `folder`."""
-    if not (np.isfinite(options.tau) and options.tau > 0):
-        raise InputError("--tau", f"must be a number of seconds > 0, got {options.tau}")
+    options.validate()
     problems = validation.validate(extraction_path)
     if problems:
         raise InputError(extraction_path, f"not a valid extraction.h5 ({len(problems)} problem(s), first: "

@@ -41,7 +41,7 @@ import math
 import os
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import h5py
@@ -49,6 +49,8 @@ import numpy as np
 
 from ophys_extraction.errors import InputError
 from ophys_extraction.movie import MovieInfo, chunk_frames, iter_chunks, prefetch
+from ophys_extraction.options import SUMMARY_IMAGES as _TABLE
+from ophys_extraction.segmentation_input import IMAGE_MODES
 
 HIGHPASS_TIME = 100  # suite2p 1.1.0 settings["detection"]["highpass_time"] (bins; >= 10 means rolling-mean filter)
 DENOISE_BLOCK_SIZE = (64, 64)  # suite2p 1.1.0 settings["detection"]["block_size"]
@@ -323,18 +325,14 @@ def _denoised_projections_impl(PCA, binned: h5py.Dataset, work: h5py.File, mov_m
 
 @dataclass(frozen=True)
 class SummaryImagesOptions:
-    """SUMMARY_IMAGES' options and their defaults (the only place they are written; nextflow_schema.json mirrors
-    them, tests/test_parameters.py checks that)."""
-    bin_duration: float = 3.7  # seconds per bin (Allen's capsule)
-    denoise: bool = False      # PCA-denoise the binned movie before the projections (suite2p's denoise)
-    chunk_frames: int = 0      # frames per read; 0 = about 16 MiB in whole HDF5 chunks (movie.chunk_frames)
+    """SUMMARY_IMAGES' options; their defaults, ranges and help are options.SUMMARY_IMAGES."""
+    bin_duration: float = _TABLE.default("bin_duration")   # seconds per bin
+    denoise: bool = _TABLE.default("denoise")               # PCA-denoise the binned movie (suite2p's denoise)
+    chunk_frames: int = _TABLE.default("chunk_frames")      # frames per read; 0 = about 16 MiB (movie.chunk_frames)
 
     def validate(self) -> None:
-        """Values that cannot work: one InputError naming the option."""
-        if not (math.isfinite(self.bin_duration) and self.bin_duration > 0):
-            raise InputError("--bin_duration", f"must be a positive number of seconds, got {self.bin_duration}")
-        if self.chunk_frames < 0:
-            raise InputError("--chunk_frames", f"must be >= 0, got {self.chunk_frames}")
+        """One InputError naming every value that cannot work."""
+        _TABLE.check(asdict(self))
 
 
 def compute_summary_images(dset: h5py.Dataset, info: MovieInfo, frame_rate: float,
@@ -396,3 +394,14 @@ def compute_summary_images(dset: h5py.Dataset, info: MovieInfo, frame_rate: floa
         n_bins=n_bins,
         saturated=saturated,
     )
+
+
+def mode_image(mean_img: np.ndarray, max_img: np.ndarray, mode: int) -> np.ndarray:
+    """The image `--anatomical_only mode` segments, computed from a mean image and a max projection as the summary
+    step does (the ratio uses the mean image as its denominator): for training and benchmarks without a movie."""
+    derived = {"meanImg": lambda: np.asarray(mean_img, np.float32), "maxImg": lambda: np.asarray(max_img, np.float32),
+               "max_mean_ratio": lambda: max_mean_ratio(max_img, mean_img).astype(np.float32),
+               "meanImgE": lambda: enhanced_mean_image(np.asarray(mean_img, np.float32))}
+    if mode not in IMAGE_MODES:
+        raise ValueError(f"unknown mode {mode}")
+    return derived[IMAGE_MODES[mode].image]()

@@ -21,6 +21,7 @@ COMMANDS = {
                        "a curated iscell.npy (suite2p's GUI) -> iscell of extraction.h5, NWB and figure rewritten"),
     "compare": ("ophys_extraction.cli.compare", "are two runs' extraction.h5 datasets identical? (files or outdirs)"),
     "validate": ("ophys_extraction.cli.validate", "check extraction.h5 files against the schema"),
+    "check-start": ("ophys_extraction.cli.check_start", "checks main.nf makes before any task (the NWB metadata file)"),
     "session-summary": ("ophys_extraction.cli.session_summary", "the run's summary.json/csv from plane summaries"),
     "versions": ("ophys_extraction.cli.versions", "versions.yml of a Nextflow process"),
     "warm-up": ("ophys_extraction.cli.warm_up", "compile and cache the numba kernels once (install, image build)"),

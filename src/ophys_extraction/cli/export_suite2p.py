@@ -8,10 +8,9 @@ import sys
 import time
 from pathlib import Path
 
+from ophys_extraction.options import SUITE2P_FOLDER
 from ophys_extraction.suite2p_folder import (FILES, PLANE_FOLDER, Suite2pFolderOptions, find_extraction,
                                              plane_folder, write_folder)
-
-DEFAULTS = Suite2pFolderOptions()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,15 +22,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a plane's output folder <outdir>/<plane>, its extraction/ folder, or its extraction.h5")
     parser.add_argument("--folder", type=Path, default=None, metavar="DIR",
                         help=f"the suite2p plane folder to write (default: PLANE_OUT/{PLANE_FOLDER.as_posix()})")
-    parser.add_argument("--tau", type=float, default=DEFAULTS.tau, metavar="SECONDS",
-                        help="decay time of the indicator for suite2p's deconvolution (spks.npy), as suite2p's "
-                             "`tau`: about 0.7 for GCaMP6f, 1.0-1.25 for GCaMP6s (default %(default)s, suite2p's)")
+    SUITE2P_FOLDER.add_arguments(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     t0 = time.time()
+    SUITE2P_FOLDER.check({name: getattr(args, name) for name in SUITE2P_FOLDER.names()})
     extraction = find_extraction(args.plane_out)
     folder = args.folder if args.folder is not None else plane_folder(extraction) / PLANE_FOLDER
     write_folder(extraction, folder, Suite2pFolderOptions(tau=args.tau))

@@ -10,19 +10,10 @@ import h5py
 import numpy as np
 
 from ophys_extraction.errors import InputError
-from ophys_extraction.extraction import ExtractionOptions, extract_plane, option_names
+from ophys_extraction.extraction import SUITE2P_OPTIONS, ExtractionOptions, extract_plane
+from ophys_extraction.options import EXTRACT
 
 SEGMENTATION_DATASETS = ("cellpose/masks", "weights")
-DEFAULTS = ExtractionOptions()
-
-
-def _bool(text: str) -> bool:
-    value = str(text).strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,39 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--segmentation", required=True, type=Path,
                         help="segmentation.h5 of the plane (needs cellpose/masks and weights)")
     parser.add_argument("--output", required=True, type=Path, help="traces.h5 to write")
-    parser.add_argument("--use_suite2p_neuropil", action="store_true", default=DEFAULTS.use_suite2p_neuropil,
-                        help="suite2p's fixed neuropil coefficient for every ROI instead of the mutual-information r")
-    parser.add_argument("--diameter", type=float, default=DEFAULTS.diameter,
-                        help="cell diameter (pixels) for suite2p's ROI statistics; 0 = the diameter the "
-                             "segmentation used (attribute diameter_used), else suite2p's median mask diameter")
-    parser.add_argument("--chunk_frames", type=int, default=DEFAULTS.chunk_frames,
-                        help="frames per read; 0 = about 16 MiB of float32 frames in whole HDF5 chunks "
-                             "(movie.chunk_frames)")
-    parser.add_argument("--threads", type=int, default=DEFAULTS.threads,
-                        help="CPU threads for the trace pass and the neuropil r (numba); 0 = all cores. With 1, the "
-                             "movie is read and reduced alternately in one thread")
-    s2p = parser.add_argument_group("suite2p settings (default: suite2p's own, read from suite2p.parameters)")
-    s2p.add_argument("--max_overlap", type=float, default=DEFAULTS.max_overlap,
-                     help="ROIs with a larger fraction of pixels shared with other ROIs are dropped (< 1)")
-    s2p.add_argument("--soma_crop", type=_bool, default=DEFAULTS.soma_crop,
-                     help="crop dendrites for compact/aspect ratio stats")
-    s2p.add_argument("--npix_norm_min", type=float, default=DEFAULTS.npix_norm_min,
-                     help="drop ROIs with smaller npix_norm")
-    s2p.add_argument("--npix_norm_max", type=float, default=DEFAULTS.npix_norm_max,
-                     help="drop ROIs with larger npix_norm")
-    s2p.add_argument("--allow_overlap", type=_bool, default=DEFAULTS.allow_overlap,
-                     help="keep pixels shared by ROIs in their cell masks")
-    s2p.add_argument("--inner_neuropil_radius", type=int, default=DEFAULTS.inner_neuropil_radius,
-                     help="pixels between a ROI and its neuropil mask")
-    s2p.add_argument("--min_neuropil_pixels", type=int, default=DEFAULTS.min_neuropil_pixels,
-                     help="minimum neuropil mask size")
-    s2p.add_argument("--circular_neuropil", type=_bool, default=DEFAULTS.circular_neuropil,
-                     help="grow neuropil masks as circles")
-    s2p.add_argument("--lam_percentile", type=float, default=DEFAULTS.lam_percentile,
-                     help="suite2p's cell-pixel threshold for neuropil exclusion; default 0 here (not suite2p's "
-                          "50) so that neuropil masks exclude every cell pixel")
-    s2p.add_argument("--neuropil_coefficient", type=float, default=DEFAULTS.neuropil_coefficient,
-                     help="the fixed r of --use_suite2p_neuropil")
+    EXTRACT.add_arguments(parser, [name for name in EXTRACT.names() if name not in SUITE2P_OPTIONS])
+    EXTRACT.add_arguments(parser.add_argument_group("suite2p settings (default: suite2p's own, read from "
+                                                    "suite2p.parameters, unless said)"), SUITE2P_OPTIONS)
     return parser
 
 
@@ -106,7 +67,7 @@ def read_segmentation(path: Path) -> tuple[np.ndarray, np.ndarray, dict]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    options = ExtractionOptions(**{name: getattr(args, name) for name in option_names()})
+    options = ExtractionOptions(**{name: getattr(args, name) for name in EXTRACT.names()})
     options.validate()
     masks, weights, seg_attrs = read_segmentation(args.segmentation)
     print(extract_plane(args.movie, args.segmentation, args.output, masks, weights, seg_attrs, options),

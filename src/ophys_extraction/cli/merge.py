@@ -29,7 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--traces", required=True, type=Path, help="traces.h5 (EXTRACT step)")
     parser.add_argument("--outdir", required=True, type=Path, metavar="DIR", help="folder to write into")
     parser.add_argument("--plane_id", required=True,
-                        help="plane id recorded in the file (the pipeline's, from its input: lib/PlaneFinder.groovy)")
+                        help="plane id recorded in the file; the pipeline's, checked by the plane-id rule at its start "
+                             "(lib/PlaneFinder.groovy: it must name a folder and a file)")
     parser.add_argument("--params_json", default=None, metavar="FILE_OR_STRING",
                         help="pipeline parameters (a JSON file or a JSON string), stored under 'pipeline' in the "
                              "`parameters` attribute")

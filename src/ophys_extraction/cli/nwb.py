@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path
 
 from ophys_extraction.errors import InputError
+from ophys_extraction.options import NWB
 from ophys_extraction.nwb import METADATA_KEYS, NwbOptions, output_name, read_metadata, write_nwb
-
-DEFAULTS = NwbOptions()
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -22,11 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("extraction", type=Path, help="extraction.h5 (or <plane>_extraction.h5) of one plane")
     parser.add_argument("--outdir", type=Path, default=None, metavar="DIR",
                         help="folder to write <plane_id>.nwb into (default: the extraction file's folder)")
-    parser.add_argument("--indicator", default=DEFAULTS.indicator, help="calcium indicator, e.g. GCaMP6f")
-    parser.add_argument("--location", default=DEFAULTS.location,
-                        help="brain area of the imaging plane, e.g. VISp (Allen CCF acronym for mice)")
-    parser.add_argument("--pixel_size", type=float, default=DEFAULTS.pixel_size_um, metavar="UM",
-                        help="micrometres per pixel (the same in x and y); default: not recorded")
+    NWB.add_arguments(parser)
     parser.add_argument("--metadata", type=Path, default=None, metavar="FILE",
                         help="JSON file with what the pipeline cannot know: session start time, subject, ... "
                              "(keys below); default: recorded as unknown")
@@ -36,11 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     t0 = time.time()
-    if args.pixel_size is not None and not (math.isfinite(args.pixel_size) and args.pixel_size > 0):
-        raise InputError("--pixel_size", f"must be a number > 0 (micrometres per pixel), got {args.pixel_size}")
-    for name in ("indicator", "location"):
-        if not getattr(args, name).strip():
-            raise InputError(f"--{name}", "must not be empty (leave it out for 'unknown')")
+    NWB.check({name: getattr(args, name) for name in NWB.names()})
     metadata = read_metadata(args.metadata) if args.metadata is not None else {}
     options = NwbOptions(indicator=args.indicator, location=args.location, pixel_size_um=args.pixel_size,
                          metadata=metadata)

@@ -15,18 +15,11 @@ from ophys_extraction import segmentation
 from ophys_extraction.errors import InputError
 from ophys_extraction.h5io import atomic_h5, write_array
 from ophys_extraction.segmentation import SegmentationParams, SegmentationResult
-from ophys_extraction.segmentation_input import IMAGE_MODES, describe_modes, required_datasets
-
-
-CELLPROB_HELP = ("Cellpose cell-probability threshold (lower finds more, dimmer cells). Models trained by "
-                 "bin/train_model.py, the bundled one included, have a calibration offset folded into their "
-                 "cell-probability output (cellprob_offset in the model's training log, chosen on training data): "
-                 "threshold 0 with such a model means threshold -offset for the network before calibration")
-DEFAULTS = SegmentationParams()
+from ophys_extraction.options import SEGMENT
+from ophys_extraction.segmentation_input import IMAGE_MODES, required_datasets
 
 
 def build_parser() -> argparse.ArgumentParser:
-    modes = describe_modes()
     parser = argparse.ArgumentParser(
         prog="segment.py", description=__doc__,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -36,21 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="Cellpose 3 model: a built-in name (cyto3, cyto2, nuclei, ...; its weights must be in "
                              "Cellpose's model folder, CELLPOSE_LOCAL_MODELS_PATH: nothing is downloaded) or the "
                              "path of a model file, e.g. assets/models/ophys_cp3")
-    parser.add_argument("--anatomical_only", type=int, default=DEFAULTS.anatomical_only, choices=sorted(IMAGE_MODES),
-                        help=f"image to segment: {modes}")
-    parser.add_argument("--diameter", type=float, default=DEFAULTS.diameter,
-                        help="cell diameter in pixels; 0 = chosen for this plane's image: the diameter at which "
-                             "the model's flows agree best with its masks (least flow error), searched from the "
-                             "model's size model (<model>_size.npy) where it has one, else from a scan of candidate "
-                             "diameters")
-    parser.add_argument("--cellprob_threshold", type=float, default=DEFAULTS.cellprob_threshold, help=CELLPROB_HELP)
-    parser.add_argument("--flow_threshold", type=float, default=DEFAULTS.flow_threshold,
-                        help="Cellpose flow-error threshold (higher keeps more masks)")
-    parser.add_argument("--spatial_hp_cp", type=float, default=DEFAULTS.spatial_hp_cp,
-                        help="if > 0: normalise the image to [0, 1] and subtract a Gaussian blur of sigma "
-                             "diameter * N")
-    parser.add_argument("--device", default=DEFAULTS.device, choices=["auto", "cpu", "cuda"],
-                        help="auto = cuda if torch sees a GPU, else cpu")
+    SEGMENT.add_arguments(parser)
     return parser
 
 
@@ -123,9 +102,7 @@ def _attr_value(value: object) -> object:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     t0 = time.perf_counter()
-    params = SegmentationParams(anatomical_only=args.anatomical_only, diameter=args.diameter,
-                                cellprob_threshold=args.cellprob_threshold, flow_threshold=args.flow_threshold,
-                                spatial_hp_cp=args.spatial_hp_cp, device=args.device)
+    params = SegmentationParams(**{name: getattr(args, name) for name in SEGMENT.names()})
     params.validate()
     images = read_summary(args.summary, required_datasets(params.anatomical_only))
     check_diameter(params.diameter, next(iter(images.values())).shape, args.summary)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -16,13 +15,10 @@ from dataclasses import fields
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ophys_extraction.errors import InputError
 from ophys_extraction.h5io import atomic_h5, write_array
 from ophys_extraction.movie import open_movie, recording_warnings
+from ophys_extraction.options import FRAME_RATE, SUMMARY_IMAGES, Table
 from ophys_extraction.summary_images import SummaryImagesOptions, compute_summary_images
-
-DEFAULTS = SummaryImagesOptions()
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -32,15 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "them; the movie is read once, in chunks.")
     parser.add_argument("--movie", required=True, type=Path, help="HDF5 movie with dataset 'data' (frames, H, W)")
     parser.add_argument("--output", required=True, type=Path, help="summary.h5 to write")
-    parser.add_argument("--frame_rate", type=float, required=True,
-                        help="frames per second (the pipeline finds it for each plane: lib/PlaneFinder.groovy)")
-    parser.add_argument("--bin_duration", type=float, default=DEFAULTS.bin_duration,
-                        help="seconds per temporal bin (default %(default)s)")
-    parser.add_argument("--denoise", action="store_true", default=DEFAULTS.denoise,
-                        help="PCA-denoise the binned movie before the projections (suite2p's 'denoise')")
-    parser.add_argument("--chunk_frames", type=int, default=DEFAULTS.chunk_frames,
-                        help="frames read at once; 0 = about 16 MiB of float32 frames in whole HDF5 chunks "
-                             "(default %(default)s)")
+    parser.add_argument("--frame_rate", type=float, required=True, help=FRAME_RATE.full_help())
+    SUMMARY_IMAGES.add_arguments(parser)
     return parser
 
 
@@ -55,9 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     # When the plane's processing began (MERGE's processing record); run-specific, so not in extraction.h5.
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     args = build_parser().parse_args(argv)
-    if not (math.isfinite(args.frame_rate) and args.frame_rate > 0):
-        raise InputError("--frame_rate", f"must be a positive number of frames per second, got {args.frame_rate}")
     options = SummaryImagesOptions(**{field.name: getattr(args, field.name) for field in fields(SummaryImagesOptions)})
+    # The frame rate first: one line, whatever else is wrong (the pipeline checked it at start, with this rule).
+    Table("summary_images.py", (FRAME_RATE,)).check({"frame_rate": args.frame_rate})
     options.validate()
     frame_rate = args.frame_rate
     with open_movie(args.movie) as (dset, info):

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ophys_extraction.segmentation_input import mode_image
+from ophys_extraction.summary_images import mode_image
 from ophys_extraction.training.config import TrainConfig
 from ophys_extraction.training.data import SYNTH_TRAIN_SEED0, AnnotatedImage, synthetic_plane
 from ophys_extraction.training.evaluation import load_for_eval, score_images

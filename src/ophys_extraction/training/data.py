@@ -11,7 +11,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 
 from ophys_extraction.errors import InputError
-from ophys_extraction.segmentation_input import mode_image
+from ophys_extraction.summary_images import mode_image
 
 SYNTH_TRAIN_SEED0 = 10_000          # training planes: seeds 10_000, 10_001, ...
 SYNTH_EVAL_SEED0 = 900_000          # held-out planes (evaluation, bench, tests): 900_000, ...

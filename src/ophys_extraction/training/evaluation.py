@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ophys_extraction.metrics import DetectionScores, match_rois, pooled
-from ophys_extraction.segmentation_input import mode_image
+from ophys_extraction.summary_images import mode_image
 from ophys_extraction.training.config import TrainConfig
 from ophys_extraction.training.data import (DEMO_NOISE_LEVEL, HIGH_NOISE_LEVEL, SYNTH_EVAL_SEED0, AnnotatedImage,
                                             heldout_planes)

@@ -21,11 +21,6 @@ def code_version() -> str:
     return commit + ("+changes" if dirty else "")
 
 
-def package_version(package: str) -> str:
-    from importlib.metadata import version
-    return version(package)
-
-
 def origin(record: dict[str, Any]) -> str:
     """"scratch", or the chain of runs a continued model comes from (each run's command line)."""
     parts, entry = [], record

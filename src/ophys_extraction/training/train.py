@@ -37,7 +37,8 @@ from typing import Any
 import numpy as np
 
 from ophys_extraction.errors import InputError
-from ophys_extraction.segmentation_input import mode_image
+from ophys_extraction.provenance import package_version
+from ophys_extraction.summary_images import mode_image
 from ophys_extraction.sizing import size_model_file
 from ophys_extraction.training.calibration import calibrate_cellprob, shift_cellprob_bias
 from ophys_extraction.training.config import TrainConfig
@@ -45,7 +46,7 @@ from ophys_extraction.training.data import (DEMO_NOISE_LEVEL, HIGH_NOISE_LEVEL, 
                                             SYNTH_TRAIN_SEED0, AnnotatedImage, augment_intensity, describe_variation,
                                             load_image_pairs, load_real_dir, rescale_pair, synthetic_plane)
 from ophys_extraction.training.evaluation import evaluate
-from ophys_extraction.training.record import code_version, human_readable, package_version
+from ophys_extraction.training.record import code_version, human_readable
 
 log = logging.getLogger("ophys_extraction.training")
 
