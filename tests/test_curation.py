@@ -14,12 +14,11 @@ import h5py
 import numpy as np
 import pytest
 
+from conftest import METADATA, assert_equal_to_extraction, critical_findings, merged_plane_output, read_nwb
 from ophys_extraction import nwb, schema
 from ophys_extraction.cli import main as dispatch
 from ophys_extraction.curation import apply_curation
 from ophys_extraction.validation import validate
-from test_nwb import METADATA, assert_equal_to_extraction, critical_findings, read_nwb
-from test_suite2p_folder import merged_plane
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +26,7 @@ def plane_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """<root>/plane_7: extraction/ (extraction.h5, plane_7_extraction.h5, detected_ROIs.png, plane_7.nwb written with
     the metadata file and options) and suite2p/plane0/; each test works on a copy."""
     root = tmp_path_factory.mktemp("curation")
-    extraction = merged_plane(root)
+    extraction = merged_plane_output(root)
     metadata = root / "metadata.json"
     metadata.write_text(json.dumps(METADATA))
     assert dispatch(["nwb", str(extraction), "--indicator", "GCaMP6f", "--location", "VISp", "--pixel_size", "0.78",

@@ -16,7 +16,8 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import MODEL, REPO, write_h5, write_processing_json
+from conftest import (METADATA, MODEL, REPO, assert_equal_to_extraction, critical_findings, gui_io,
+                      read_like_allen_tools, read_nwb, write_h5, write_processing_json)
 from ophys_extraction.compare import compare_files
 from ophys_extraction.validation import validate
 from pipeline_runner import (NEXTFLOW, assert_same_extractions, command, nextflow_env, run_pipeline, task_dirs,
@@ -107,8 +108,6 @@ def test_resume_reuses_every_task(demo_run, demo_input: Path) -> None:
 
 def test_demo_output_reads_as_the_allen_institute_tools_read_it(demo_run, demo_input: Path) -> None:
     """Through <plane>_extraction.h5 and the newer locations, as the original capsule's downstream tools read it."""
-    from test_merge import read_like_allen_tools
-
     for plane in DEMO_PLANES:
         folder = demo_run.outdir / plane / "extraction"
         read_like_allen_tools(folder / f"{plane}_extraction.h5", folder / "extraction.h5")
@@ -123,7 +122,6 @@ def _trace_rows(run) -> list[tuple[str, str]]:
 def test_nwb_on_resume_runs_only_the_nwb_step(demo_run, demo_input: Path, tmp_path: Path) -> None:
     """--nwb turned on later: every earlier task is reused, one NWB task per plane runs, and each NWB file is
     valid (pynwb's validator, no critical nwbinspector finding) and equal to its extraction.h5."""
-    from test_nwb import METADATA, assert_equal_to_extraction, critical_findings
     from pynwb import validate as nwb_validate
 
     assert demo_run.returncode == 0
@@ -152,7 +150,6 @@ def test_suite2p_folder_curation_and_aind_records_on_the_demo(demo_run, demo_inp
     are valid for aind-data-schema's models."""
     from aind_data_schema.core.processing import DataProcess
     from aind_data_schema.core.quality_control import QualityControl
-    from test_suite2p_folder import gui_io
 
     assert demo_run.returncode == 0
     run = run_pipeline(demo_run.launch_dir, *TEST_PROFILE, "--input_dir", str(demo_input), "-resume", "--nwb",
@@ -194,7 +191,6 @@ def test_suite2p_folder_curation_and_aind_records_on_the_demo(demo_run, demo_inp
     with h5py.File(plane / "extraction" / "extraction.h5", "r") as f:
         np.testing.assert_array_equal(f["iscell"][()], curated)
         np.testing.assert_array_equal(f["iscell_original"][()][:, 0], 1 - curated[:, 0])
-    from test_nwb import read_nwb
     np.testing.assert_array_equal(read_nwb(plane / "extraction" / "plane_0.nwb")["columns"]["iscell"], curated)
     assert (plane / "extraction" / "detected_ROIs.png").read_bytes() != \
         (run.outdir / "plane_0" / "extraction" / "detected_ROIs.png").read_bytes()
@@ -203,8 +199,6 @@ def test_suite2p_folder_curation_and_aind_records_on_the_demo(demo_run, demo_inp
 def test_link_file_survives_every_publish_mode(demo_run, demo_input: Path) -> None:
     """<plane>_extraction.h5 reached through each link-making --publish_dir_mode (the default copy is the demo run):
     still a valid alias of its extraction.h5, read as the Allen Institute's tools read it."""
-    from test_merge import read_like_allen_tools
-
     assert demo_run.returncode == 0
     for mode in ("symlink", "rellink", "link", "copyNoFollow"):
         run = run_pipeline(demo_run.launch_dir, *TEST_PROFILE, "--input_dir", str(demo_input), "-resume",

@@ -3,7 +3,7 @@ the GUI's (`suite2p.gui.io.load_files`, what File > Load processed data calls) a
 "load folder"), and opened by suite2p's GUI itself, headless (Qt's offscreen platform, no X server), where a ROI is
 flipped and saved by the GUI's own code and the curation goes back into extraction.h5.
 
-The extraction.h5 files are MERGE's output on the fixture planes of conftest (make_plane) (the demo end to end is in
+The extraction.h5 files are MERGE's output on conftest's fixture planes (make_plane; the demo end to end is in
 test_pipeline)."""
 
 from __future__ import annotations
@@ -18,43 +18,19 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import REPO, make_plane, run_merge
+from conftest import REPO, gui_io, merged_plane_output
 from ophys_extraction.cli import main as dispatch
 from ophys_extraction.errors import InputError
 from ophys_extraction.suite2p_folder import FILES, Suite2pFolderOptions, deconvolve, snr, write_folder
-
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")   # suite2p's GUI without a display (before Qt loads)
-
-
-def merged_plane(root: Path, **kwargs) -> Path:
-    """<root>/plane_7/extraction/extraction.h5 (the pipeline's layout) of a fixture plane."""
-    paths = make_plane(root / "in", **kwargs)
-    assert run_merge(paths, root / "plane_7" / "extraction", "--plane_id", "plane_7") == 0
-    return root / "plane_7" / "extraction" / "extraction.h5"
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(extraction.h5, its suite2p/plane0 folder written by the CLI with its defaults)."""
     root = tmp_path_factory.mktemp("suite2p")
-    extraction = merged_plane(root)
+    extraction = merged_plane_output(root)
     assert dispatch(["export-suite2p", str(root / "plane_7")]) == 0
     return extraction, root / "plane_7" / "suite2p" / "plane0"
-
-
-QT_APP: list = []   # the one QApplication, kept alive for the module's GUI tests
-
-
-def gui_io():
-    """suite2p.gui.io (needs a Qt binding; skipped where Qt's own libraries cannot load)."""
-    try:
-        from qtpy.QtWidgets import QApplication
-    except ImportError as err:       # PyQt6 is pinned; a system without its libraries (libEGL, ...) cannot load it
-        pytest.skip(f"Qt cannot load here: {err}")
-    if not QT_APP:
-        QT_APP.append(QApplication.instance() or QApplication([]))
-    from suite2p.gui import io
-    return io
 
 
 def test_the_folder_has_suite2ps_files_equal_to_extraction_h5(exported) -> None:
@@ -169,7 +145,7 @@ def test_suite2ps_gui_opens_it_and_its_curation_comes_back(exported, tmp_path: P
 
 
 def test_zero_roi_plane_and_an_explicit_folder(tmp_path: Path) -> None:
-    extraction = merged_plane(tmp_path, n_labels=0, drop=())
+    extraction = merged_plane_output(tmp_path, n_labels=0, drop=())
     folder = tmp_path / "elsewhere" / "plane0"
     assert dispatch(["export-suite2p", str(extraction), "--folder", str(folder), "--tau", "0.7"]) == 0
     assert len(np.load(folder / "stat.npy", allow_pickle=True)) == 0
