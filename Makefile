@@ -17,14 +17,18 @@ PYTEST_ARGS ?=
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.lock pyproject.toml tools/install_nextflow.sh tools/nextflow/pom.xml tools/nextflow/VERSION
+# The pipeline's environment (requirements.lock, what the container images install) and suite2p's GUI, which only the
+# tests use (requirements-gui.lock).
+LOCKS := -r requirements.lock -r requirements-gui.lock
+
+$(VENV)/.installed: requirements.lock requirements-gui.lock pyproject.toml tools/install_nextflow.sh tools/nextflow/pom.xml tools/nextflow/VERSION
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"need Python 3.11, got {sys.version}"'
 	$(PYTHON) -m venv $(VENV)
 	mkdir -p $(WHEELHOUSE)
 	# Fetch only what the wheelhouse lacks, then install strictly from it with --no-deps (see README).
-	$(VENV)/bin/pip install --quiet --no-deps --no-index --find-links $(WHEELHOUSE) -r requirements.lock 2>/dev/null \
-	  || { $(VENV)/bin/pip download --quiet --no-deps -r requirements.lock -d $(WHEELHOUSE) \
-	       && $(VENV)/bin/pip install --quiet --no-deps --no-index --find-links $(WHEELHOUSE) -r requirements.lock; }
+	$(VENV)/bin/pip install --quiet --no-deps --no-index --find-links $(WHEELHOUSE) $(LOCKS) 2>/dev/null \
+	  || { $(VENV)/bin/pip download --quiet --no-deps $(LOCKS) -d $(WHEELHOUSE) \
+	       && $(VENV)/bin/pip install --quiet --no-deps --no-index --find-links $(WHEELHOUSE) $(LOCKS); }
 	$(VENV)/bin/pip install --quiet --no-deps --no-build-isolation --no-index -e .
 	# Compile the numba kernels into their on-disk cache once, so that no pipeline task compiles (README).
 	$(VENV)/bin/ophys-extraction warm-up

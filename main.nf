@@ -10,6 +10,7 @@ include { SEGMENT         } from './modules/local/segment'
 include { EXTRACT         } from './modules/local/extract'
 include { MERGE           } from './modules/local/merge'
 include { NWB             } from './modules/local/nwb'
+include { SUITE2P_FOLDER  } from './modules/local/suite2p_folder'
 include { SESSION_SUMMARY } from './modules/local/session_summary'
 
 def schemaFile = file("${projectDir}/nextflow_schema.json")
@@ -37,6 +38,9 @@ if (!paramProblems) {
     }
     def nwbOptionsProblem = nwbProblem()
     if (nwbOptionsProblem) paramProblems << nwbOptionsProblem
+    if (params.suite2p_folder && params.publish_dir_mode == 'move') {
+        paramProblems << "--publish_dir_mode move cannot be used with --suite2p_folder: its step reads extraction.h5 after MERGE publishes it (use copy or link)"
+    }
 }
 if (paramProblems) {
     paramProblems.each { log.error "${it}" }
@@ -121,6 +125,9 @@ workflow {
 
     ch_nwb_bad_input = Channel.empty()
     ch_nwb_versions = Channel.empty()
+    ch_suite2p = Channel.empty()
+    ch_suite2p_bad_input = Channel.empty()
+    ch_suite2p_versions = Channel.empty()
     ch_results = MERGE.out.results
     if (params.nwb) {
         NWB(MERGE.out.extraction, params.nwb_metadata ? file(params.nwb_metadata.toString()) : [])
@@ -128,21 +135,32 @@ workflow {
         ch_nwb_versions = NWB.out.versions
         ch_results = ch_results.mix(NWB.out.nwb)
     }
+    if (params.suite2p_folder) {
+        SUITE2P_FOLDER(MERGE.out.extraction)
+        ch_suite2p = SUITE2P_FOLDER.out.folder
+        ch_suite2p_bad_input = SUITE2P_FOLDER.out.bad_input
+        ch_suite2p_versions = SUITE2P_FOLDER.out.versions
+    }
 
-    // Each plane's results go into <outdir>/<plane>/extraction here (not by publishDir): a file that cannot be put
-    // there fails its plane with the file system's reason, and all of them are in place before the summary.
+    // Each plane's results go into <outdir>/<plane>/extraction (its suite2p folder into <outdir>/<plane>/suite2p/plane0)
+    // here, not by publishDir: a file that cannot be put there fails its plane with the file system's reason, and all
+    // of them are in place before the summary.
     ch_unpublished = ch_results
         .map { meta, files ->
             [meta.id, PlaneOutputs.publish(files instanceof List ? files : [files],
                                            file("${params.outdir}/${meta.id}/extraction", glob: false), params.publish_dir_mode.toString())]
         }
+        .mix(ch_suite2p.map { meta, files ->
+            [meta.id, PlaneOutputs.publish(files instanceof List ? files : [files],
+                                           file("${params.outdir}/${meta.id}/suite2p/plane0", glob: false), params.publish_dir_mode.toString())]
+        })
         .filter { id, problem -> problem != null }
 
     // With --skip_bad_planes a step that rejects its plane's input records the reason instead of failing. Once every
     // plane is done, each failed plane's folder is set aside (it would hold an earlier run's results, or part of
     // this run's), and the summary says where it went.
     ch_run = SUMMARY_IMAGES.out.bad_input
-        .mix(SEGMENT.out.bad_input, EXTRACT.out.bad_input, MERGE.out.bad_input, ch_nwb_bad_input)
+        .mix(SEGMENT.out.bad_input, EXTRACT.out.bad_input, MERGE.out.bad_input, ch_nwb_bad_input, ch_suite2p_bad_input)
         .map { meta, badInput -> [meta.id, RunReport.reason(badInput), 0] }
         .mix(ch_unpublished.map { id, problem -> [id, problem, 1] })
         .toList()
@@ -164,7 +182,7 @@ workflow {
     }
 
     SUMMARY_IMAGES.out.versions
-        .mix(SEGMENT.out.versions, EXTRACT.out.versions, MERGE.out.versions, ch_nwb_versions)
+        .mix(SEGMENT.out.versions, EXTRACT.out.versions, MERGE.out.versions, ch_nwb_versions, ch_suite2p_versions)
         .map { it.text }
         .unique()
         .collectFile(name: 'software_versions.yml', storeDir: "${params.outdir}/pipeline_info", sort: true, newLine: false)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -208,3 +209,133 @@ def run_merge(paths: dict[str, Path], outdir: Path, *extra: str) -> int:
     from ophys_extraction.cli.merge import main as merge_main
     return merge_main(["--summary", str(paths["summary"]), "--segmentation", str(paths["segmentation"]),
                        "--traces", str(paths["traces"]), "--outdir", str(outdir), *plane_id, *extra])
+
+
+# ---------------------------------------------- reading MERGE's outputs as other tools do (test_merge, test_nwb,
+# ---------------------------------------------- test_suite2p_folder, test_curation, test_pipeline)
+
+def read_like_allen_tools(alias: Path, extraction: Path) -> None:
+    """Read `alias` (a <plane>_extraction.h5) as the original capsule's newer downstream tools read it: ROI masks as a
+    sparse COO array from rois/coords, rois/data, rois/shape; traces as (frames, ROIs); the neuropil coefficients
+    and pixels at their newer locations. Everything equals `extraction`, read the original way."""
+    import sparse
+
+    from ophys_extraction import schema
+
+    with h5py.File(alias, "r") as f, h5py.File(extraction, "r") as ref:
+        n_rois, height, width = (int(v) for v in f["rois/shape"][()])
+        masks = sparse.COO(f["rois/coords"][()], f["rois/data"][()], shape=(n_rois, height, width)).todense()
+        labels = ref["cellpose/masks"][()]
+        for i in range(n_rois):
+            np.testing.assert_array_equal(masks[i] > 0, labels == i + 1)
+        roi, y, x = ref["rois/coords"][()]
+        np.testing.assert_array_equal(masks[roi, y, x], ref["rois/data"][()])
+        for name in ("corrected", "roi", "neuropil"):
+            traces = f[f"traces/{name}"][()].T
+            assert traces.shape == (ref["traces/corrected"].shape[1], n_rois)
+            np.testing.assert_array_equal(traces, ref[f"traces/{name}"][()].T)
+        np.testing.assert_array_equal(f["traces/neuropil_rcoef"][()], ref["neuropil_rcoef"][()])
+        if schema.RAW_RCOEF in ref:
+            np.testing.assert_array_equal(f[f"traces/{schema.RAW_RCOEF}"][()], ref[schema.RAW_RCOEF][()])
+        np.testing.assert_array_equal(f["rois/neuropil_coords"][()], ref["neuropil_coords"][()])
+        np.testing.assert_array_equal(f["iscell"][()], ref["iscell"][()])
+        assert f.attrs["plane_id"] == ref.attrs["plane_id"] and f.attrs["frame_rate"] == ref.attrs["frame_rate"]
+
+
+METADATA = {"session_start_time": "2025-03-01T10:15:00-08:00", "experimenter": ["Doe, Jane"],
+            "institution": "Example Institute", "lab": "Imaging lab", "session_description": "A test session.",
+            "experiment_description": "Fixture planes.", "excitation_lambda": 920, "emission_lambda": 510,
+            "subject": {"subject_id": "mouse-1", "species": "Mus musculus", "sex": "F", "age": "P90D",
+                        "genotype": "Slc17a7-IRES2-Cre", "weight": "25 g"}}
+
+
+def read_nwb(path: Path) -> dict:
+    """What a reader of the NWB file gets, through pynwb."""
+    from pynwb import NWBHDF5IO
+
+    from ophys_extraction import nwb
+
+    with NWBHDF5IO(str(path), "r") as io:
+        f = io.read()
+        ophys = f.processing[nwb.MODULE]
+        seg = ophys[nwb.SEGMENTATION][nwb.PLANE_SEGMENTATION]
+        plane = f.imaging_planes["ImagingPlane"]
+        return {
+            "identifier": f.identifier, "session_start_time": f.session_start_time, "subject": f.subject.fields,
+            "experimenter": f.experimenter, "session_id": f.session_id,
+            "columns": {name: np.asarray(seg[name].data[()]) for name in seg.colnames},
+            "ids": np.asarray(seg.id.data[()]),
+            "series": {name: (np.asarray(ophys[nwb.FLUORESCENCE][name].data[()]), ophys[nwb.FLUORESCENCE][name].rate,
+                              np.asarray(ophys[nwb.FLUORESCENCE][name].rois.data[()]))
+                       for name in nwb.SERIES},
+            "images": {name: np.asarray(image.data[()]) for name, image in ophys[nwb.IMAGES].images.items()},
+            "plane": {"rate": plane.imaging_rate, "indicator": plane.indicator, "location": plane.location,
+                      "grid_spacing": None if plane.grid_spacing is None else list(plane.grid_spacing[()]),
+                      "excitation_lambda": plane.excitation_lambda},
+        }
+
+
+def critical_findings(path: Path) -> list[str]:
+    from nwbinspector import Importance, inspect_nwbfile
+
+    return [f"{m.check_function_name}: {m.message}" for m in inspect_nwbfile(nwbfile_path=str(path))
+            if m.importance == Importance.CRITICAL]
+
+
+def dense_masks(handle: h5py.File) -> np.ndarray:
+    n_rois, height, width = handle["rois/shape"][()]
+    masks = np.zeros((n_rois, height, width), np.float32)
+    roi, y, x = handle["rois/coords"][()]
+    masks[roi, y, x] = handle["rois/data"][()]
+    return masks
+
+
+def assert_equal_to_extraction(nwb_path: Path, extraction_path: Path) -> dict:
+    """Every array of the NWB file equals its dataset in extraction.h5 (masks and images transposed to (x, y),
+    traces to (frames, ROIs))."""
+    from ophys_extraction import nwb
+
+    got = read_nwb(nwb_path)
+    with h5py.File(extraction_path, "r") as f:
+        n_rois = f["traces/corrected"].shape[0]
+        np.testing.assert_array_equal(got["ids"], np.arange(n_rois))
+        np.testing.assert_array_equal(got["columns"]["image_mask"], dense_masks(f).transpose(0, 2, 1))
+        for column, (path, _) in nwb.COLUMNS.items():
+            if path in f:
+                np.testing.assert_array_equal(got["columns"][column], f[path][()], err_msg=column)
+            else:
+                assert column not in got["columns"]
+        for name, (path, _) in nwb.SERIES.items():
+            data, rate, rois = got["series"][name]
+            np.testing.assert_array_equal(data, f[path][()].T, err_msg=name)
+            assert rate == pytest.approx(f.attrs["frame_rate"])
+            np.testing.assert_array_equal(rois, np.arange(n_rois))
+        for name in ("meanImg", "maxImg", "corrImg"):
+            np.testing.assert_array_equal(got["images"][name], f[name][()].T)
+        assert got["plane"]["rate"] == pytest.approx(f.attrs["frame_rate"])
+        assert got["session_id"] == f.attrs["plane_id"]
+    return got
+
+
+def merged_plane_output(root: Path, **kwargs) -> Path:
+    """<root>/plane_7/extraction/extraction.h5 (the pipeline's layout) of a fixture plane."""
+    paths = make_plane(root / "in", **kwargs)
+    assert run_merge(paths, root / "plane_7" / "extraction", "--plane_id", "plane_7") == 0
+    return root / "plane_7" / "extraction" / "extraction.h5"
+
+
+QT_APP: list = []   # the one QApplication, kept alive for the session's GUI tests
+
+
+def gui_io():
+    """suite2p.gui.io (needs a Qt binding; skipped where Qt's own libraries cannot load), on Qt's offscreen platform
+    unless QT_QPA_PLATFORM says otherwise (no display needed)."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")   # read when the QApplication is made
+    try:
+        from qtpy.QtWidgets import QApplication
+    except ImportError as err:       # PyQt6 is pinned; a system without its libraries (libEGL, ...) cannot load it
+        pytest.skip(f"Qt cannot load here: {err}")
+    if not QT_APP:
+        QT_APP.append(QApplication.instance() or QApplication([]))
+    from suite2p.gui import io
+    return io

@@ -61,6 +61,16 @@ def test_both_images_install_the_lock_without_dependency_resolution() -> None:
         assert re.search(r"^FROM \$\{BASE_IMAGE\}$", text, re.M), kind
 
 
+def test_images_leave_out_the_test_only_gui_packages() -> None:
+    """suite2p's GUI (requirements-gui.lock) is for the tests: `make install` installs it, no image does."""
+    gui = [line.split("==")[0] for line in (REPO / "requirements-gui.lock").read_text().splitlines()
+           if line and not line.startswith("#")]
+    assert "PyQt6" in gui and not set(gui) & set(LOCK), set(gui) & set(LOCK)
+    for kind in ("segmentation", "extraction"):
+        assert "requirements-gui.lock" not in _dockerfile(kind), kind
+    assert "-r requirements-gui.lock" in (REPO / "Makefile").read_text()
+
+
 def test_images_share_their_dependency_layers() -> None:
     """Character for character, so that podman and docker build the 5 GB dependency layer once for both images."""
     assert _shared_layers("segmentation") == _shared_layers("extraction")

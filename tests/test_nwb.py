@@ -1,6 +1,6 @@
 """The NWB step: extraction.h5 -> <plane>.nwb, valid for pynwb's validator and nwbinspector, and read back equal.
 
-The extraction.h5 files are MERGE's output on the fixture planes of test_merge (the end-to-end run with --nwb is
+The extraction.h5 files are MERGE's output on conftest's fixture planes (make_plane; the end-to-end run with --nwb is
 in test_pipeline)."""
 
 from __future__ import annotations
@@ -9,19 +9,12 @@ import json
 from pathlib import Path
 
 import h5py
-import numpy as np
 import pytest
 
 from ophys_extraction import nwb, schema
 from ophys_extraction.cli import main as dispatch
 from ophys_extraction.cli.nwb import main as nwb_main
-from conftest import make_plane, run_merge
-
-METADATA = {"session_start_time": "2025-03-01T10:15:00-08:00", "experimenter": ["Doe, Jane"],
-            "institution": "Example Institute", "lab": "Imaging lab", "session_description": "A test session.",
-            "experiment_description": "Fixture planes.", "excitation_lambda": 920, "emission_lambda": 510,
-            "subject": {"subject_id": "mouse-1", "species": "Mus musculus", "sex": "F", "age": "P90D",
-                        "genotype": "Slc17a7-IRES2-Cre", "weight": "25 g"}}
+from conftest import METADATA, assert_equal_to_extraction, critical_findings, make_plane, read_nwb, run_merge
 
 
 def merged_plane(root: Path, **kwargs) -> Path:
@@ -33,70 +26,6 @@ def merged_plane(root: Path, **kwargs) -> Path:
 @pytest.fixture(scope="module")
 def extraction(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return merged_plane(tmp_path_factory.mktemp("nwb"))
-
-
-def read_nwb(path: Path) -> dict:
-    """What a reader of the NWB file gets, through pynwb."""
-    from pynwb import NWBHDF5IO
-
-    with NWBHDF5IO(str(path), "r") as io:
-        f = io.read()
-        ophys = f.processing[nwb.MODULE]
-        seg = ophys[nwb.SEGMENTATION][nwb.PLANE_SEGMENTATION]
-        plane = f.imaging_planes["ImagingPlane"]
-        return {
-            "identifier": f.identifier, "session_start_time": f.session_start_time, "subject": f.subject.fields,
-            "experimenter": f.experimenter, "session_id": f.session_id,
-            "columns": {name: np.asarray(seg[name].data[()]) for name in seg.colnames},
-            "ids": np.asarray(seg.id.data[()]),
-            "series": {name: (np.asarray(ophys[nwb.FLUORESCENCE][name].data[()]), ophys[nwb.FLUORESCENCE][name].rate,
-                              np.asarray(ophys[nwb.FLUORESCENCE][name].rois.data[()]))
-                       for name in nwb.SERIES},
-            "images": {name: np.asarray(image.data[()]) for name, image in ophys[nwb.IMAGES].images.items()},
-            "plane": {"rate": plane.imaging_rate, "indicator": plane.indicator, "location": plane.location,
-                      "grid_spacing": None if plane.grid_spacing is None else list(plane.grid_spacing[()]),
-                      "excitation_lambda": plane.excitation_lambda},
-        }
-
-
-def critical_findings(path: Path) -> list[str]:
-    from nwbinspector import Importance, inspect_nwbfile
-
-    return [f"{m.check_function_name}: {m.message}" for m in inspect_nwbfile(nwbfile_path=str(path))
-            if m.importance == Importance.CRITICAL]
-
-
-def dense_masks(handle: h5py.File) -> np.ndarray:
-    n_rois, height, width = handle["rois/shape"][()]
-    masks = np.zeros((n_rois, height, width), np.float32)
-    roi, y, x = handle["rois/coords"][()]
-    masks[roi, y, x] = handle["rois/data"][()]
-    return masks
-
-
-def assert_equal_to_extraction(nwb_path: Path, extraction_path: Path) -> dict:
-    """Every array of the NWB file equals its dataset in extraction.h5 (masks and images transposed to (x, y),
-    traces to (frames, ROIs))."""
-    got = read_nwb(nwb_path)
-    with h5py.File(extraction_path, "r") as f:
-        n_rois = f["traces/corrected"].shape[0]
-        np.testing.assert_array_equal(got["ids"], np.arange(n_rois))
-        np.testing.assert_array_equal(got["columns"]["image_mask"], dense_masks(f).transpose(0, 2, 1))
-        for column, (path, _) in nwb.COLUMNS.items():
-            if path in f:
-                np.testing.assert_array_equal(got["columns"][column], f[path][()], err_msg=column)
-            else:
-                assert column not in got["columns"]
-        for name, (path, _) in nwb.SERIES.items():
-            data, rate, rois = got["series"][name]
-            np.testing.assert_array_equal(data, f[path][()].T, err_msg=name)
-            assert rate == pytest.approx(f.attrs["frame_rate"])
-            np.testing.assert_array_equal(rois, np.arange(n_rois))
-        for name in ("meanImg", "maxImg", "corrImg"):
-            np.testing.assert_array_equal(got["images"][name], f[name][()].T)
-        assert got["plane"]["rate"] == pytest.approx(f.attrs["frame_rate"])
-        assert got["session_id"] == f.attrs["plane_id"]
-    return got
 
 
 def test_nwb_is_valid_and_equal_to_extraction_h5(tmp_path: Path, extraction: Path) -> None:

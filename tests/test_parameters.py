@@ -19,6 +19,7 @@ import pytest
 
 from conftest import REPO, config_block
 from ophys_extraction import options
+from ophys_extraction.cli import export_suite2p as export_suite2p_cli
 from ophys_extraction.cli import extract as extract_cli
 from ophys_extraction.cli import nwb as nwb_cli
 from ophys_extraction.cli import segment as segment_cli
@@ -28,6 +29,7 @@ from ophys_extraction.extraction import ExtractionOptions
 from ophys_extraction.nwb import NwbOptions
 from ophys_extraction.options import Option, Table
 from ophys_extraction.segmentation import SegmentationParams
+from ophys_extraction.suite2p_folder import Suite2pFolderOptions
 from ophys_extraction.summary_images import SummaryImagesOptions
 
 sys.path.insert(0, str(REPO / "tools"))
@@ -60,11 +62,14 @@ STEPS = {
     "NWB": Step(options.NWB, "nwb_output", NwbOptions, nwb_cli.build_parser, nwb_cli.main, ("missing.h5",),
                 field_of_option={"pixel_size": "pixel_size_um"},
                 not_options={"metadata": "the contents of the --nwb_metadata file (a process input)"}),
+    "SUITE2P_FOLDER": Step(options.SUITE2P_FOLDER, "suite2p_output", Suite2pFolderOptions,
+                           export_suite2p_cli.build_parser, export_suite2p_cli.main, ("missing.h5",)),
 }
 # Step parameters of the schema that are no option of a step's command line, and why.
 NOT_STEP_OPTIONS = {"pretrained_model": "SEGMENT's `model` input (main.nf)",
                     "nwb": "switches the NWB step on",
-                    "nwb_metadata": "NWB's metadata file input (main.nf)"}
+                    "nwb_metadata": "NWB's metadata file input (main.nf)",
+                    "suite2p_folder": "switches the SUITE2P_FOLDER step on"}
 
 
 def test_the_schema_is_written_from_the_tables() -> None:
@@ -124,7 +129,8 @@ def test_every_step_parameter_is_in_a_table() -> None:
     in_groups = {name for step in STEPS.values() for name in SCHEMA["$defs"][step.group]["properties"]}
     in_tables = {option.param for table in options.TABLES for option in table.options}
     assert in_groups - in_tables == set(NOT_STEP_OPTIONS)
-    assert len(in_tables) == 25   # 3 SUMMARY_IMAGES + 6 SEGMENT + 14 EXTRACT + 3 NWB, chunk_frames shared
+    # 3 SUMMARY_IMAGES + 6 SEGMENT + 14 EXTRACT + 3 NWB + 1 SUITE2P_FOLDER, chunk_frames shared
+    assert len(in_tables) == 26
 
 
 def test_every_numeric_option_has_a_range_and_says_where_it_comes_from() -> None:
@@ -204,7 +210,7 @@ def test_the_start_check_names_every_violation_before_any_task(tmp_path: Path, e
     if not NEXTFLOW.exists():
         pytest.skip("run `make install` first")
     given = START_ENDS[end] + ([(options.SEGMENT["anatomical_only"], 9), (options.SEGMENT["device"], "tpu")]
-                               if end == "maximum" else [(options.FRAME_RATE, 0)])
+                               if end == "maximum" else [(options.FRAME_RATE, 0), (options.SUITE2P_FOLDER["tau"], 0)])
     args = [arg for option, value in given for arg in (f"--{option.param}", _pipeline_value(option, value))]
     run = run_pipeline(tmp_path / "launch", "-profile", "test", *args, timeout=300)
     assert run.returncode == 1, run.output

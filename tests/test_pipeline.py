@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -15,7 +16,8 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import MODEL, REPO, write_h5, write_processing_json
+from conftest import (METADATA, MODEL, REPO, assert_equal_to_extraction, critical_findings, gui_io,
+                      read_like_allen_tools, read_nwb, write_h5, write_processing_json)
 from ophys_extraction.compare import compare_files
 from ophys_extraction.validation import validate
 from pipeline_runner import (NEXTFLOW, assert_same_extractions, command, nextflow_env, run_pipeline, task_dirs,
@@ -106,8 +108,6 @@ def test_resume_reuses_every_task(demo_run, demo_input: Path) -> None:
 
 def test_demo_output_reads_as_the_allen_institute_tools_read_it(demo_run, demo_input: Path) -> None:
     """Through <plane>_extraction.h5 and the newer locations, as the original capsule's downstream tools read it."""
-    from test_merge import read_like_allen_tools
-
     for plane in DEMO_PLANES:
         folder = demo_run.outdir / plane / "extraction"
         read_like_allen_tools(folder / f"{plane}_extraction.h5", folder / "extraction.h5")
@@ -122,7 +122,6 @@ def _trace_rows(run) -> list[tuple[str, str]]:
 def test_nwb_on_resume_runs_only_the_nwb_step(demo_run, demo_input: Path, tmp_path: Path) -> None:
     """--nwb turned on later: every earlier task is reused, one NWB task per plane runs, and each NWB file is
     valid (pynwb's validator, no critical nwbinspector finding) and equal to its extraction.h5."""
-    from test_nwb import METADATA, assert_equal_to_extraction, critical_findings
     from pynwb import validate as nwb_validate
 
     assert demo_run.returncode == 0
@@ -143,11 +142,63 @@ def test_nwb_on_resume_runs_only_the_nwb_step(demo_run, demo_input: Path, tmp_pa
         assert got["plane"]["indicator"] == "GCaMP6f" and got["subject"]["subject_id"] == "mouse-1"
 
 
+@pytest.mark.slow
+def test_suite2p_folder_curation_and_aind_records_on_the_demo(demo_run, demo_input: Path, tmp_path: Path) -> None:
+    """--suite2p_folder (and --nwb) turned on later: one SUITE2P_FOLDER task per plane runs; each plane's
+    suite2p/plane0 is read back by suite2p's GUI reader; a curation of a copy of plane_0 goes back into its
+    extraction.h5, NWB file and figure; MERGE's data-process records and SESSION_SUMMARY's quality-control record
+    are valid for aind-data-schema's models."""
+    from aind_data_schema.core.processing import DataProcess
+    from aind_data_schema.core.quality_control import QualityControl
+
+    assert demo_run.returncode == 0
+    run = run_pipeline(demo_run.launch_dir, *TEST_PROFILE, "--input_dir", str(demo_input), "-resume", "--nwb",
+                       "--suite2p_folder", "--suite2p_tau", "0.7", outdir=demo_run.launch_dir / "results_suite2p")
+    assert run.returncode == 0, run.output
+    rows = _trace_rows(run)
+    assert sorted(status for process, status in rows if process.startswith("SUITE2P_FOLDER")) == ["COMPLETED"] * 2
+    assert {status for process, status in rows if process.startswith(("SUMMARY_IMAGES", "SEGMENT", "EXTRACT",
+                                                                       "MERGE"))} == {"CACHED"}
+    load_files = gui_io().load_files
+    summary = json.loads((run.outdir / "summary.json").read_text())
+    assert [row["status"] for row in summary["planes"]] == ["ok", "ok"]
+    for plane, row in zip(DEMO_PLANES, summary["planes"]):
+        extraction = run.outdir / plane / "extraction" / "extraction.h5"
+        stat, ops, F, Fneu, spks, iscell = load_files(str(run.outdir / plane / "suite2p" / "plane0" / "stat.npy"))[:6]
+        with h5py.File(extraction, "r") as f:
+            np.testing.assert_array_equal(F, f["traces/roi"][()])
+            np.testing.assert_array_equal(iscell, f["iscell"][()][:, 0].astype(bool))
+            assert len(stat) == row["rois"] and ops["tau"] == 0.7 and ops["fs"] == f.attrs["frame_rate"]
+        process = DataProcess.model_validate_json(
+            (run.outdir / plane / "extraction" / f"{plane}_extraction_data_process.json").read_text())
+        assert process.output_parameters.model_dump()["rois"] == row["rois"]
+        assert process.code.input_data[0].url.endswith(f"{plane}_decrosstalk.h5")
+        assert process.start_date_time < process.end_date_time
+    qc = QualityControl.model_validate_json((run.outdir / "quality_control.json").read_text())
+    assert {m.name: m.value for m in qc.metrics}["plane_1 ROIs"] == summary["planes"][1]["rois"]
+
+    # Curation of a copy of plane_0, as suite2p's GUI saves it, through the command line.
+    plane = tmp_path / "plane_0"
+    shutil.copytree(run.outdir / "plane_0", plane)
+    curated = np.load(plane / "suite2p" / "plane0" / "iscell.npy")
+    curated[:, 0] = 1 - curated[:, 0]
+    np.save(plane / "suite2p" / "plane0" / "iscell.npy", curated)
+    proc = subprocess.run([str(REPO / ".venv" / "bin" / "ophys-extraction"), "apply-curation", str(plane)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "rewrote extraction.h5, plane_0.nwb, detected_ROIs.png, plane_0_extraction.h5" in proc.stdout
+    assert validate(plane / "extraction" / "plane_0_extraction.h5") == []
+    with h5py.File(plane / "extraction" / "extraction.h5", "r") as f:
+        np.testing.assert_array_equal(f["iscell"][()], curated)
+        np.testing.assert_array_equal(f["iscell_original"][()][:, 0], 1 - curated[:, 0])
+    np.testing.assert_array_equal(read_nwb(plane / "extraction" / "plane_0.nwb")["columns"]["iscell"], curated)
+    assert (plane / "extraction" / "detected_ROIs.png").read_bytes() != \
+        (run.outdir / "plane_0" / "extraction" / "detected_ROIs.png").read_bytes()
+
+
 def test_link_file_survives_every_publish_mode(demo_run, demo_input: Path) -> None:
     """<plane>_extraction.h5 reached through each link-making --publish_dir_mode (the default copy is the demo run):
     still a valid alias of its extraction.h5, read as the Allen Institute's tools read it."""
-    from test_merge import read_like_allen_tools
-
     assert demo_run.returncode == 0
     for mode in ("symlink", "rellink", "link", "copyNoFollow"):
         run = run_pipeline(demo_run.launch_dir, *TEST_PROFILE, "--input_dir", str(demo_input), "-resume",

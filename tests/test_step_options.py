@@ -14,7 +14,7 @@ import pytest
 from conftest import MODULES_CONFIG, REPO, config_block
 
 SCRIPTS = {"SUMMARY_IMAGES": "summary_images.py", "SEGMENT": "segment.py", "EXTRACT": "extract.py",
-           "MERGE": "merge.py"}
+           "MERGE": "merge.py", "SUITE2P_FOLDER": "export_suite2p.py"}
 # Options of a step's script that the pipeline does not give, and why.
 NOT_FROM_THE_PIPELINE = {
     "help": "prints the help",
@@ -45,7 +45,7 @@ def _module_options(process: str) -> set[str]:
 
 def test_modules_read_no_params() -> None:
     modules = sorted((REPO / "modules").rglob("*.nf"))
-    assert len(modules) == 6   # five steps and SESSION_SUMMARY
+    assert len(modules) == 7   # six steps and SESSION_SUMMARY
     for module in modules:
         assert "params." not in module.read_text(), module
 

@@ -76,7 +76,7 @@ def jsonable(value: Any) -> Any:
 
 
 # Attributes that differ from run to run; they go to plane_summary.json, never into extraction.h5 (determinism).
-RUN_SPECIFIC_ATTRS = frozenset({"runtime_seconds", "phase_seconds"})
+RUN_SPECIFIC_ATTRS = frozenset({"runtime_seconds", "phase_seconds", "started_at"})
 
 
 def attrs_dict(obj: h5py.HLObject) -> dict[str, Any]:
@@ -141,6 +141,8 @@ def _open(path: Path, role: str) -> h5py.File:
 def _check_inputs(files: dict[str, tuple[Path, h5py.File]]) -> None:
     """Presence, dtype and rank of every dataset the inputs must provide, and the few facts MERGE relies on."""
     for spec in schema.DATASETS:
+        if spec.source not in files:   # written later (schema.CURATION), never by MERGE
+            continue
         path, handle = files[spec.source]
         if spec.path not in handle:
             if spec.required:
@@ -203,6 +205,8 @@ def _copy_rows(dst: h5py.Group, path: str, src: h5py.Dataset) -> None:
 def _write_datasets(out: h5py.File, files: dict[str, tuple[Path, h5py.File]]) -> None:
     labels = files[schema.TRACES][1]["labels"][()]
     for spec in schema.DATASETS:
+        if spec.source not in files:
+            continue
         src_file = files[spec.source][1]
         if spec.path not in src_file:
             continue
@@ -278,7 +282,7 @@ def merge(summary: str | Path, segmentation: str | Path, traces: str | Path, out
                 n_low_baseline = int(np.count_nonzero(out[schema.LOW_BASELINE][()]))
                 if out_alias is not None:
                     write_alias(alias_tmp, out)
-                qc.render_plane(png_tmp, out, segmented=(_segmented_title(step_attrs["segment"]),
+                qc.render_plane(png_tmp, out, segmented=(qc.segmented_title(step_attrs["segment"]),
                                                          handles[schema.SEGMENTATION][1]["image"][()]),
                                 title=plane_id or out_h5.parent.name)
             if out_alias is not None:
@@ -291,10 +295,3 @@ def merge(summary: str | Path, segmentation: str | Path, traces: str | Path, out
         for _, handle in handles.values():
             handle.close()
     return MergeOutputs(out_h5, out_png, plane_id, n_rois, n_cells, frames, n_low_baseline)
-
-
-def _segmented_title(segment_attrs: dict[str, Any]) -> str:
-    from ophys_extraction.segmentation_input import IMAGE_MODES
-    mode = schema.find_key(segment_attrs, "anatomical_only")
-    name = IMAGE_MODES[mode].description if isinstance(mode, int) and mode in IMAGE_MODES else None
-    return f"Cellpose input ({name})" if name else "Cellpose input"

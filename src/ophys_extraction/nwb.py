@@ -36,6 +36,7 @@ from ophys_extraction.options import NWB
 
 UNKNOWN = "unknown"
 UNKNOWN_START = datetime(1970, 1, 1, tzinfo=timezone.utc)
+UNKNOWN_START_NOTE = " Session start time unknown (1970-01-01T00:00:00Z stands for it)."
 UNKNOWN_SUBJECT = {"subject_id": UNKNOWN, "sex": "U", "age": "P0D/",
                    "description": "Not given to ophys-extraction (its --nwb_metadata file has no subject)."}
 # Keys of the metadata file, with what they are. `subject` holds pynwb.file.Subject's fields.
@@ -63,7 +64,9 @@ SERIES = {"raw": ("traces/roi", "raw ROI traces (neuropil-corrupted), extraction
 IMAGE_DATASETS = {"meanImg": "mean image", "maxImg": "max projection of the high-pass filtered binned movie",
                   "corrImg": "correlation image: mean Pearson r of each pixel with its 8 neighbours over the "
                              "high-pass filtered binned movie"}
-COLUMNS = {"iscell": ("iscell", "two columns: 0/1 cell (suite2p's classifier), classifier probability"),
+COLUMNS = {"iscell": ("iscell", "two columns: 0/1 cell (suite2p's classifier, or a curation), probability"),
+           schema.ISCELL_ORIGINAL: (schema.ISCELL_ORIGINAL, "iscell as the classifier gave it, before curation "
+                                                            "(only in a curated file)"),
            "neuropil_rcoef": ("neuropil_rcoef", "neuropil coefficient r used for the corrected trace"),
            schema.RAW_RCOEF: (schema.RAW_RCOEF, "mutual-information r before r >= 1 was replaced"),
            "baseline_at_or_below_zero": (schema.LOW_BASELINE,
@@ -249,10 +252,9 @@ def build_nwbfile(extraction: h5py.File, options: NwbOptions, written_at: dateti
     n_rois, height, width = (int(v) for v in extraction["rois/shape"][()])
     start = _parse_time("metadata", "session_start_time", meta["session_start_time"]) \
         if "session_start_time" in meta else UNKNOWN_START
-    description = meta.get("session_description") or f"Imaging plane {plane_id}: cells (Cellpose 3) and traces " \
-                                                      "(suite2p) extracted by ophys-extraction."
+    description = meta.get("session_description") or default_description(plane_id)
     if "session_start_time" not in meta:
-        description += " Session start time unknown (1970-01-01T00:00:00Z stands for it)."
+        description += UNKNOWN_START_NOTE
     nwbfile = NWBFile(
         session_description=description, identifier=identifier(extraction, options), session_start_time=start,
         file_create_date=written_at, session_id=plane_id, source_script=f"ophys-extraction {__version__}",
@@ -295,6 +297,52 @@ def build_nwbfile(extraction: h5py.File, options: NwbOptions, written_at: dateti
               for name, text in IMAGE_DATASETS.items() if name in extraction]
     ophys.add(Images(name=IMAGES, images=images, description="summary images of the movie"))
     return nwbfile
+
+
+def default_description(plane_id: str) -> str:
+    """The session description when the metadata file gives none."""
+    return f"Imaging plane {plane_id}: cells (Cellpose 3) and traces (suite2p) extracted by ophys-extraction."
+
+
+def options_from_nwb(path: Path) -> NwbOptions:
+    """The options an NWB file of `write_nwb` was written with, read back from it (to write it again after a
+    curation): the imaging plane's indicator, location and grid spacing, and the metadata file's values, where the
+    file records them rather than what stands for the unknown (UNKNOWN_START, UNKNOWN_SUBJECT, the default
+    description, NaN wavelengths)."""
+    from pynwb import NWBHDF5IO
+
+    try:
+        io = NWBHDF5IO(str(path), "r")
+    except (OSError, ValueError) as err:
+        raise InputError(path, f"cannot be read as an NWB file ({err})") from None
+    with io:
+        nwbfile = io.read()
+        plane = nwbfile.imaging_planes["ImagingPlane"]
+        spacing = plane.grid_spacing
+        meta: dict[str, Any] = {}
+        if nwbfile.session_start_time != UNKNOWN_START:
+            meta["session_start_time"] = nwbfile.session_start_time.isoformat()
+        description = nwbfile.session_description
+        if "session_start_time" not in meta and description.endswith(UNKNOWN_START_NOTE):
+            description = description[:-len(UNKNOWN_START_NOTE)]
+        if description != default_description(str(nwbfile.session_id)):
+            meta["session_description"] = description
+        for key in ("experiment_description", "institution", "lab"):
+            if getattr(nwbfile, key) is not None:
+                meta[key] = getattr(nwbfile, key)
+        if nwbfile.experimenter is not None:
+            meta["experimenter"] = list(nwbfile.experimenter)
+        subject = {key: getattr(nwbfile.subject, key) for key in SUBJECT_KEYS
+                   if getattr(nwbfile.subject, key, None) is not None}
+        if subject != UNKNOWN_SUBJECT:
+            if "date_of_birth" in subject:
+                subject["date_of_birth"] = subject["date_of_birth"].isoformat()
+            meta["subject"] = {key: str(value) for key, value in subject.items()}
+        wavelengths = {"excitation_lambda": plane.excitation_lambda,
+                       "emission_lambda": plane.optical_channel[0].emission_lambda}
+        meta.update({key: float(value) for key, value in wavelengths.items() if np.isfinite(value)})
+        return NwbOptions(indicator=plane.indicator, location=plane.location,
+                          pixel_size_um=None if spacing is None else float(spacing[0]), metadata=meta)
 
 
 def _subject_fields(subject: dict[str, Any] | None) -> dict[str, Any]:

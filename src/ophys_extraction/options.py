@@ -295,7 +295,15 @@ NWB = Table("NWB", (
            parameter="nwb_pixel_size", nullable=True, exclusive_minimum=0, why_range="micrometres"),
 ))
 
-TABLES = (SUMMARY_IMAGES, SEGMENT, EXTRACT, NWB)
+SUITE2P_FOLDER = Table("SUITE2P_FOLDER", (
+    Option("tau", "number", 1.0,
+           "With --suite2p_folder: the indicator's decay time in seconds for suite2p's deconvolution (spks.npy), "
+           "suite2p's tau (its default 1.0): about 0.7 for GCaMP6f, 1.0-1.25 for GCaMP6s.",
+           parameter="suite2p_tau", exclusive_minimum=0,
+           why_range="suite2p: seconds, the decay time constant of OASIS's kernel"),
+))
+
+TABLES = (SUMMARY_IMAGES, SEGMENT, EXTRACT, NWB, SUITE2P_FOLDER)
 
 
 def schema_entries() -> dict[str, dict[str, Any]]:

@@ -11,12 +11,16 @@ so 500 ROIs on 512x512 render in about a second; long traces are drawn as their 
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
+
+from ophys_extraction.schema import find_key
 
 CELL_COLOUR = "#00e5ff"      # cyan
 NONCELL_COLOUR = "#ff8c00"   # orange: distinguishable from cyan with the common colour-vision deficiencies
@@ -104,6 +108,45 @@ def envelope(values: np.ndarray, bins: int = ENVELOPE_BINS) -> tuple[np.ndarray,
     padded = np.concatenate([values, np.full(step * (-(-n // step)) - n, values[-1])]).reshape(-1, step)
     centres = np.arange(padded.shape[0]) * step + (step - 1) / 2
     return np.repeat(centres, 2), np.column_stack((padded.min(axis=1), padded.max(axis=1))).ravel()
+
+
+def parameters_of(extraction: h5py.File) -> dict[str, Any]:
+    """The `parameters` attribute of an extraction.h5 as a dict ({} if absent or not a JSON object)."""
+    value = extraction.attrs.get("parameters", "{}")
+    try:
+        doc = json.loads(value.decode() if isinstance(value, bytes) else str(value))
+    except json.JSONDecodeError:
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def segmented_title(segment_attrs: dict[str, Any]) -> str:
+    """The figure's title of the image Cellpose segmented, from SEGMENT's attributes (`--anatomical_only`)."""
+    from ophys_extraction.segmentation_input import IMAGE_MODES
+    mode = find_key(segment_attrs, "anatomical_only")
+    name = IMAGE_MODES[mode].description if isinstance(mode, int) and mode in IMAGE_MODES else None
+    return f"Cellpose input ({name})" if name else "Cellpose input"
+
+
+def recomputed_segmented(extraction: h5py.File) -> tuple[str, np.ndarray]:
+    """(title, image) of what Cellpose segmented, taken or recomputed from the images of an extraction.h5 with
+    SEGMENT's recorded `anatomical_only`, `spatial_hp_cp` and `diameter_used` (summary_images.mode_image),
+    for a figure drawn without segmentation.h5 (after a curation; the suite2p folder's `Vcorr`). Mode 1's ratio
+    takes the mean image as its denominator (SEGMENT used the binned movie's mean), so it can differ slightly."""
+    from ophys_extraction.segmentation_input import IMAGE_MODES, spatial_highpass
+    from ophys_extraction.summary_images import mode_image
+
+    segment = parameters_of(extraction).get("segment") or {}
+    mean_img, max_img = extraction["meanImg"][()], extraction["maxImg"][()]
+    mode = find_key(segment, "anatomical_only")
+    if mode not in IMAGE_MODES:
+        return "mean image", mean_img
+    stored = IMAGE_MODES[mode].image      # meanImg, maxImg and corrImg are in extraction.h5 as they were segmented
+    image = extraction[stored][()] if stored in extraction else mode_image(mean_img, max_img, mode)
+    highpass, diameter = find_key(segment, "spatial_hp_cp"), find_key(segment, "diameter_used")
+    if isinstance(highpass, (int, float)) and highpass > 0 and isinstance(diameter, (int, float)):
+        image = spatial_highpass(image, float(diameter), float(highpass))
+    return segmented_title(segment), image
 
 
 def render_plane(path: str | Path, extraction: h5py.File, segmented: tuple[str, np.ndarray], title: str) -> None:

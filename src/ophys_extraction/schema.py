@@ -32,8 +32,9 @@ KINDS = {
     "bool": "bool or an integer dtype holding 0/1",
 }
 
-# Where MERGE takes each dataset from (the same path inside that file).
-SUMMARY, SEGMENTATION, TRACES = "summary", "segmentation", "traces"
+# Where MERGE takes each dataset from (the same path inside that file). CURATION: written by `ophys-extraction
+# apply-curation` (curation.py) into an existing extraction.h5, never by MERGE.
+SUMMARY, SEGMENTATION, TRACES, CURATION = "summary", "segmentation", "traces", "curation"
 
 # The suite2p ROI statistics (docs/output.md): per ROI, except `med` (y, x per ROI) and the per-pixel flags.
 ROI_STATS_PER_ROI = ("aspect_ratio", "compact", "footprint", "mrs", "mrs0", "npix", "npix_norm",
@@ -49,6 +50,8 @@ REQUIRED_VERSIONS = ("suite2p", "cellpose")
 SUITE2P_NEUROPIL_PARAM = "use_suite2p_neuropil"
 # Dataset that exists only with the mutual-information neuropil method.
 RAW_RCOEF = "raw_neuropil_rcoef_mutualinfo"
+# The classifier's iscell, kept by the first curation (curation.py) before `iscell` is replaced.
+ISCELL_ORIGINAL = "iscell_original"
 # Per ROI: the median of traces/corrected is <= 0, so dF/F cannot be computed (classify.baseline_at_or_below_zero).
 LOW_BASELINE = "traces/baseline_at_or_below_zero"
 
@@ -98,6 +101,9 @@ DATASETS: tuple[DatasetSpec, ...] = (
                 "pixel locations after Euler integration of the flows"),
     DatasetSpec("cellpose/styles", "float", (256,), SEGMENTATION, "style vector of the image"),
     DatasetSpec("iscell", "float32", (N_ROIS, 2), TRACES, "column 0: 0/1 cell; column 1: classifier probability"),
+    DatasetSpec(ISCELL_ORIGINAL, "float32", (N_ROIS, 2), CURATION,
+                "iscell as the classifier gave it, before the first curation (only in a curated file)",
+                required=False),
     DatasetSpec("neuropil_coords", "int", (3, N_NEUROPIL_PIXELS), TRACES,
                 "(roi index, y, x) of each neuropil mask pixel"),
     DatasetSpec("neuropil_rcoef", "float", (N_ROIS,), TRACES, "neuropil coefficient r used for each ROI"),

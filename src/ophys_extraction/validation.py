@@ -14,9 +14,10 @@ import numpy as np
 
 from ophys_extraction.classify import baseline_at_or_below_zero
 from ophys_extraction.h5io import iter_row_blocks
-from ophys_extraction.schema import (BY_PATH, DATASETS, EXTRACTION_H5, GROUPS, HEIGHT, LINKS, LOW_BASELINE, N_ROIS,
-                                     RAW_RCOEF, REQUIRED_VERSIONS, ROI_STATS_PER_PIXEL, SUITE2P_NEUROPIL_PARAM, WIDTH,
-                                     alias_name, check_dataset, describe_shape, find_key)
+from ophys_extraction.schema import (BY_PATH, DATASETS, EXTRACTION_H5, GROUPS, HEIGHT, ISCELL_ORIGINAL, LINKS,
+                                     LOW_BASELINE, N_ROIS, RAW_RCOEF, REQUIRED_VERSIONS, ROI_STATS_PER_PIXEL,
+                                     SUITE2P_NEUROPIL_PARAM, WIDTH, alias_name, check_dataset, describe_shape,
+                                     find_key)
 
 
 def _json_attr(handle: h5py.File, name: str, problems: list[str]) -> Any:
@@ -158,13 +159,14 @@ def _check_values(handle: h5py.File, dims: dict[str, int], parameters: dict | No
 
     _check_coords("neuropil_coords", handle["neuropil_coords"][()].astype(np.int64), n_rois, height, width, problems)
 
-    iscell = handle["iscell"][()]
-    if iscell.size:
-        if not np.isin(iscell[:, 0], (0.0, 1.0)).all():
-            problems.append("iscell: column 0 has values other than 0/1")
-        prob = iscell[:, 1]
-        if not (np.all(np.isfinite(prob)) and np.all((prob >= 0) & (prob <= 1))):
-            problems.append("iscell: column 1 (probability) outside [0, 1]")
+    for path in ("iscell", ISCELL_ORIGINAL):
+        iscell = handle[path][()] if path in handle else np.zeros((0, 2))
+        if iscell.size:
+            if not np.isin(iscell[:, 0], (0.0, 1.0)).all():
+                problems.append(f"{path}: column 0 has values other than 0/1")
+            prob = iscell[:, 1]
+            if not (np.all(np.isfinite(prob)) and np.all((prob >= 0) & (prob <= 1))):
+                problems.append(f"{path}: column 1 (probability) outside [0, 1]")
 
     for path in ("neuropil_rcoef", RAW_RCOEF):
         if path in handle:

@@ -1,5 +1,6 @@
-// Writes the plane's extraction.h5 (docs/output.md), <plane>_extraction.h5 (external links to it) and
-// detected_ROIs.png; the file is validated before the rename. main.nf puts `results` into <outdir>/<plane>/extraction
+// Writes the plane's extraction.h5 (docs/output.md), <plane>_extraction.h5 (external links to it),
+// detected_ROIs.png and, with aind-data-schema installed, <plane>_extraction_data_process.json (AIND's processing
+// record); the file is validated before the rename. main.nf puts `results` into <outdir>/<plane>/extraction
 // (lib/PlaneOutputs.groovy), not publishDir: a file that cannot be put there fails the plane with the reason.
 process MERGE {
     tag "${meta.id}"
@@ -26,6 +27,7 @@ process MERGE {
         --outdir extraction \\
         --plane_id=${PlaneStep.quote(meta.id)} \\
         --plane_summary plane_summary.json \\
+        --aind_data_process \\
         ${args} || on_step_failure
     ophys-extraction versions --process ${task.process} > versions.yml
     """

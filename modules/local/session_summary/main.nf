@@ -1,5 +1,5 @@
 // One table for the session: every plane found, with frames, ROIs, cells and runtime, or why it failed
-// (summary.json, summary.csv), and summary.html, the overview with every plane's figure.
+// (summary.json, summary.csv), summary.html, the overview with every plane's figure, and quality_control.json.
 process SESSION_SUMMARY {
     label 'process_single'
 
@@ -11,6 +11,7 @@ process SESSION_SUMMARY {
     path 'summary.json', emit: json
     path 'summary.csv',  emit: csv
     path 'summary.html', emit: html
+    path 'quality_control.json', optional: true, emit: quality_control   // AIND's QC record (with aind-data-schema)
 
     script:
     // Plane ids arrive inside a quoted here-document (RunReport.runJson, one line of JSON): no shell parses them.

@@ -8,12 +8,13 @@ import json
 import os
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from ophys_extraction.merge import DETECTED_ROIS_PNG, EXTRACTION_H5, jsonable, merge, parse_params_json
+from ophys_extraction.merge import DETECTED_ROIS_PNG, EXTRACTION_H5, MergeOutputs, jsonable, merge, parse_params_json
 from ophys_extraction.schema import alias_name
 
 
@@ -38,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "runtime_seconds, warnings) "
                              "for the session summary; runtime_seconds is MERGE's time plus the `runtime_seconds` "
                              "attributes of the three inputs, where they have one")
+    parser.add_argument("--aind_data_process", action="store_true",
+                        help="also write DIR/<plane_id>_extraction_data_process.json, the plane's processing record "
+                             "for AIND's pipeline (aind-data-schema 2.x; without it installed: a note, no record)")
     return parser
 
 
@@ -109,6 +113,30 @@ def main(argv: list[str] | None = None) -> int:
                                                  "warnings": recorded_warnings(args.summary)
                                                  + ([no_roi_warning(args.segmentation)] if not result.n_rois
                                                     else [])})
+    if args.aind_data_process:
+        write_data_process(args.outdir, result, args.summary, datetime.fromtimestamp(t0, timezone.utc))
     print(f"merge: {result.n_rois} ROIs -> {result.extraction}, {result.figure} in {time.time() - t0:.1f} s",
           file=sys.stdout)
     return 0
+
+
+def write_data_process(outdir: Path, result: MergeOutputs, summary: Path, merge_start: datetime) -> Path | None:
+    """The plane's AIND processing record (aind_records.data_process) beside extraction.h5: from SUMMARY_IMAGES'
+    start (summary.h5's `started_at`; MERGE's own start without it) to now. None, with a note, without
+    aind-data-schema."""
+    from ophys_extraction import aind_records
+
+    reason = aind_records.missing()
+    if reason:
+        print(f"merge: no {aind_records.data_process_name(result.plane_id)}: {reason}", file=sys.stdout)
+        return None
+    with h5py.File(summary, "r") as handle:
+        started_at, movie = handle.attrs.get("started_at"), handle.attrs.get("movie")
+    with h5py.File(result.extraction, "r") as handle:
+        parameters, versions = (json.loads(handle.attrs[key]) for key in ("parameters", "versions"))
+    start = datetime.fromisoformat(str(started_at)) if started_at is not None else merge_start
+    record = aind_records.data_process(
+        result.plane_id, parameters, versions, str(movie) if movie is not None else None, start,
+        datetime.now(timezone.utc), {"frames": result.frames, "rois": result.n_rois, "cells": result.n_cells,
+                                     "rois_baseline_at_or_below_zero": result.n_low_baseline})
+    return aind_records.write_json(outdir / aind_records.data_process_name(result.plane_id), record)

@@ -12,6 +12,7 @@ import os
 import sys
 import time
 from dataclasses import fields
+from datetime import datetime, timezone
 from pathlib import Path
 
 from ophys_extraction.h5io import atomic_h5, write_array
@@ -40,6 +41,8 @@ def _scratch_dir(output: Path) -> Path | None:
 
 def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
+    # When the plane's processing began (MERGE's processing record); run-specific, so not in extraction.h5.
+    started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     args = build_parser().parse_args(argv)
     options = SummaryImagesOptions(**{field.name: getattr(args, field.name) for field in fields(SummaryImagesOptions)})
     # The frame rate first: one line, whatever else is wrong (the pipeline checked it at start, with this rule).
@@ -70,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             # Carried into plane_summary.json by MERGE, so the session summary lists them.
             "warnings": json.dumps(warnings),
             "runtime_seconds": time.perf_counter() - started,
+            "started_at": started_at,
         })
     for warning in warnings:
         print(f"WARNING: {info.path}: {warning}", file=sys.stderr)
