@@ -185,14 +185,20 @@ def sparsery_labels(movie: Path, frame_rate: float) -> np.ndarray:
     return labels
 
 
-def activity_detections(model, images: dict[str, np.ndarray], movie: Path, frame_rate: float) -> dict[str, np.ndarray]:
-    """Label image of each method of the --activity table."""
+def activity_detections(model, images: dict[str, np.ndarray], movie: Path,
+                        frame_rate: float) -> dict[str, tuple[np.ndarray, float]]:
+    """(label image, seconds) of each method of the --activity table."""
     params = segmentation.SegmentationParams()
-    found = {f"cellpose mode {mode}": segmentation.segment_image(prepare_image(images, mode)[0],
-                                                                 np.zeros_like(images["meanImg"]), model, params).masks
-             for mode in (2, 3, 5)}
-    found["union of modes 2, 5"] = union_labels(found["cellpose mode 2"], found["cellpose mode 5"])
-    found["suite2p sparsery"] = sparsery_labels(movie, frame_rate)
+    found: dict[str, tuple[np.ndarray, float]] = {}
+    for mode in (2, 3, 5):
+        t0 = time.perf_counter()
+        masks = segmentation.segment_image(prepare_image(images, mode)[0], np.zeros_like(images["meanImg"]), model,
+                                           params).masks
+        found[f"cellpose mode {mode}"] = (masks, time.perf_counter() - t0)
+    found["union of modes 2, 5"] = (union_labels(found["cellpose mode 2"][0], found["cellpose mode 5"][0]),
+                                    found["cellpose mode 2"][1] + found["cellpose mode 5"][1])
+    t0 = time.perf_counter()
+    found["suite2p sparsery"] = (sparsery_labels(movie, frame_rate), time.perf_counter() - t0)
     return found
 
 
@@ -244,8 +250,7 @@ def activity_table(model, families: list[str], n_planes: int, size: int, frames:
         print(header)
         print("-" * len(header))
         true_band = band_of(truth, truth.shape[0])
-        t0 = time.time()
-        for name, pred in activity_detections(model, images, real_dir / "movie.h5", frame_rate).items():
+        for name, (pred, seconds) in activity_detections(model, images, real_dir / "movie.h5", frame_rate).items():
             hit = found_rois(truth, pred)
             correct = found_rois(pred, truth)
             pred_band = band_of(pred, truth.shape[0])
@@ -257,8 +262,7 @@ def activity_table(model, families: list[str], n_planes: int, size: int, frames:
             worst = int(np.argmin(recall))
             print(f"{name:22s} {recall.mean():6.3f}±{se(recall):.3f} {precision.mean():6.3f}±{se(precision):.3f} "
                   f"{total.f1:6.3f} {recall[worst]:7.2f}/{precision[worst]:.2f} {recall[-1]:8.2f}/{precision[-1]:.2f} "
-                  f"{total.true_positives:>5d}/{total.n_true}/{total.n_pred} {time.time() - t0:5.0f}", flush=True)
-            t0 = time.time()
+                  f"{total.true_positives:>5d}/{total.n_true}/{total.n_pred} {seconds:5.0f}", flush=True)
         for image_name in ("meanImg", "maxImg", "corrImg"):
             z = visible_in(images[image_name], truth)
             print(f"  ceiling: labelled ROIs a background s.d. above their ring in {image_name}: {int(np.sum(z > 1))}"
@@ -279,7 +283,7 @@ def activity_table(model, families: list[str], n_planes: int, size: int, frames:
             movie = tmp / f"{family}{i}.h5"
             sim = synthetic.write_movie(movie, spec)
             images = summarise(movie, spec.frame_rate)
-            for name, pred in activity_detections(model, images, movie, spec.frame_rate).items():
+            for name, (pred, _) in activity_detections(model, images, movie, spec.frame_rate).items():
                 scores.setdefault(name, {}).setdefault(family, []).append(match_rois(sim.masks, pred))
             movie.unlink()
     for name, per_family in scores.items():

@@ -301,7 +301,7 @@ def test_extract_option_reaches_the_step_and_changes_its_output(interrupted_then
 
 
 @pytest.mark.parametrize("args, message", [
-    (("--anatomical_only", "7"), "--anatomical_only 7: must be one of 1, 2, 3, 4"),
+    (("--anatomical_only", "7"), "--anatomical_only 7: must be one of 1, 2, 3, 4, 5"),
     (("--lam_percentile", "150"), "--lam_percentile 150: must be in [0, 100] (suite2p: a percentile)"),
     (("--flow_threshold", "-1", "--max_overlap", "2"), "--max_overlap 2: must be in [0, 1]"),  # both named
     (("--flow_threshold", "-1", "--max_overlap", "2"), "--flow_threshold -1: must be >= 0"),
