@@ -34,8 +34,8 @@ into `bench/out/synthetic_only_oldgen`, and compare the two here (always on the 
 `--activity` prints issue 25's table: detection from images of activity against the mean image, each from a movie
 through the real SUMMARY_IMAGES step. Methods: the bundled model (size estimated, SEGMENT's defaults) on the mean
 image (mode 2, the default), the enhanced mean (3) and the correlation image (5); the union of modes 2 and 5 (a
-mode-5 ROI is added when at most UNION_MAX_SHARED of its pixels lie in mode-2 ROIs); and suite2p 1.1's functional
-detection (`sparsery`, suite2p's defaults: bins of tau = 1 s, its own soma crop), for comparison. Real: the shared
+mode-5 ROI is added when at most 25% of its pixels lie in mode-2 ROIs, as `--detection cellpose+...` adds); and suite2p 1.1's functional
+detection as `--detection sparsery` runs it (suite2p's defaults: bins of tau = 1 s), and `cellpose+sparsery`. Real: the shared
 movie (all 196 labelled ROIs) in FOLDS horizontal bands; a ROI, labelled or predicted, belongs to the band holding its
 centroid; mean and standard error over the bands. The bundled model was trained on rows [0, 372) of this image, so
 for the Cellpose rows only the last band (rows 384-511) is held out; it is printed on its own. Synthetic: held-out
@@ -60,6 +60,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 from common import CONTRAST_BINS, contrast_bin_labels, movie_frame_rate  # noqa: E402
 from ophys_extraction import segmentation, synthetic  # noqa: E402
+from ophys_extraction.functional import UNION_MAX_SHARED, add_rois  # noqa: E402
 from ophys_extraction.metrics import (DetectionScores, false_positives_on, found_rois, match_rois,  # noqa: E402
                                      mean_image_contrast, pooled)
 from ophys_extraction.rois import median_mask_diameter  # noqa: E402
@@ -152,37 +153,26 @@ def size_table(loaded: dict, families: list[str], n_planes: int, size: int, nois
                       f"{a.true_positives}/{a.n_true}/{a.n_pred}", flush=True)
 
 
-UNION_MAX_SHARED = 0.25   # a correlation-image ROI joins the union when at most this share of it is in mean-image ROIs
 FOLDS = 4
 
 
-def union_labels(first: np.ndarray, second: np.ndarray, max_shared: float = UNION_MAX_SHARED) -> np.ndarray:
-    """`first`'s ROIs, then each of `second`'s with at most `max_shared` of its pixels in them (on free pixels)."""
-    out, n = first.copy(), int(first.max())
-    for label in range(1, int(second.max()) + 1):
-        roi = second == label
-        if roi.any() and (first[roi] > 0).mean() <= max_shared:
-            n += 1
-            out[roi & (out == 0)] = n
-    return out
+def union_labels(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """`first`'s ROIs, then `second`'s added by the pipeline's rule (functional.add_rois, as --detection cellpose+...)."""
+    rois = [{"ypix": ys, "xpix": xs, "lam": np.ones(len(ys), np.float32)}
+            for ys, xs in (np.nonzero(second == label) for label in range(1, int(second.max()) + 1)) if len(ys)]
+    n_first = int(first.max())
+    return add_rois(first, np.zeros(first.shape, np.float32), np.zeros(n_first, np.int8), rois, UNION_MAX_SHARED)[0]
 
 
 def sparsery_labels(movie: Path, frame_rate: float) -> np.ndarray:
-    """suite2p 1.1's functional detection with its defaults (sparsery, tau 1 s), as a label image (in memory: a
-    benchmark-sized movie only)."""
-    import torch
-    from suite2p import default_settings
-    from suite2p.detection.detect import detection_wrapper
-    with h5py.File(movie, "r") as f:
-        frames = f["data"][()].astype(np.float32)
-    settings = default_settings()["detection"]
-    _, stat, _ = detection_wrapper(frames, diameter=[12.0, 12.0], tau=1.0, fs=frame_rate, settings=settings,
-                                   device=torch.device("cpu"))
-    labels = np.zeros(frames.shape[1:], np.int32)
-    for k, roi in enumerate(stat, start=1):
-        free = labels[roi["ypix"], roi["xpix"]] == 0
-        labels[roi["ypix"][free], roi["xpix"][free]] = k
-    return labels
+    """The FUNCTIONAL_DETECTION step's ROIs with `--detection sparsery` and its defaults, as a label image."""
+    from ophys_extraction.functional import FunctionalOptions, binned_movie, binning, detect
+    from ophys_extraction.movie import open_movie
+    options = FunctionalOptions(detection="sparsery")
+    with open_movie(movie) as (dset, info):
+        binned = binned_movie(dset, info, *binning(info.n_frames, frame_rate, options.tau, options.nbins))
+    empty = np.zeros(binned.shape[1:], np.int32)
+    return add_rois(empty, np.zeros(empty.shape, np.float32), np.zeros(0, np.int8), detect(binned, options), None)[0]
 
 
 def activity_detections(model, images: dict[str, np.ndarray], movie: Path,
@@ -199,6 +189,8 @@ def activity_detections(model, images: dict[str, np.ndarray], movie: Path,
                                     found["cellpose mode 2"][1] + found["cellpose mode 5"][1])
     t0 = time.perf_counter()
     found["suite2p sparsery"] = (sparsery_labels(movie, frame_rate), time.perf_counter() - t0)
+    found["union of mode 2, sparsery"] = (union_labels(found["cellpose mode 2"][0], found["suite2p sparsery"][0]),
+                                          found["cellpose mode 2"][1] + found["suite2p sparsery"][1])
     return found
 
 

@@ -123,6 +123,9 @@ def parameters_of(extraction: h5py.File) -> dict[str, Any]:
 def segmented_title(segment_attrs: dict[str, Any]) -> str:
     """The figure's title of the image Cellpose segmented, from SEGMENT's attributes (`--anatomical_only`)."""
     from ophys_extraction.segmentation_input import IMAGE_MODES
+    detection = find_key(segment_attrs, "detection")
+    if detection in ("sparsery", "sourcery"):
+        return f"{detection} input (max projection)"
     mode = find_key(segment_attrs, "anatomical_only")
     name = IMAGE_MODES[mode].description if isinstance(mode, int) and mode in IMAGE_MODES else None
     return f"Cellpose input ({name})" if name else "Cellpose input"

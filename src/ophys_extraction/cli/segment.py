@@ -13,7 +13,7 @@ import numpy as np
 
 from ophys_extraction import segmentation
 from ophys_extraction.errors import InputError
-from ophys_extraction.h5io import atomic_h5, write_array
+from ophys_extraction.h5io import atomic_h5, attr_value, write_array
 from ophys_extraction.segmentation import SegmentationParams, SegmentationResult
 from ophys_extraction.options import SEGMENT
 from ophys_extraction.segmentation_input import IMAGE_MODES, SUMMARY_DATASETS, required_datasets
@@ -89,14 +89,7 @@ def write_segmentation(path: Path, result: SegmentationResult, extra_attrs: dict
         write_array(out, "weights", result.weights.astype(np.float32))
         write_array(out, "image", result.image.astype(np.float32))
         for key, value in {**result.attrs, **extra_attrs}.items():
-            out.attrs[key] = _attr_value(value)
-
-
-def _attr_value(value: object) -> object:
-    """HDF5-storable attribute: numpy scalars as Python numbers, strings as UTF-8 str."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    return str(value) if isinstance(value, (str, Path)) else value
+            out.attrs[key] = attr_value(value)
 
 
 def main(argv: list[str] | None = None) -> int:
