@@ -7,6 +7,7 @@ nextflow.enable.dsl = 2
 
 include { SUMMARY_IMAGES  } from './modules/local/summary_images'
 include { SEGMENT         } from './modules/local/segment'
+include { FUNCTIONAL_DETECTION } from './modules/local/functional_detection'
 include { EXTRACT         } from './modules/local/extract'
 include { MERGE           } from './modules/local/merge'
 include { NWB             } from './modules/local/nwb'
@@ -115,11 +116,29 @@ workflow {
     ch_movies = Channel.fromList(usable)
 
     SUMMARY_IMAGES(ch_movies)
-    SEGMENT(SUMMARY_IMAGES.out.summary, ModelChecker.argument(params.pretrained_model.toString(), modelNaming))
-    EXTRACT(ch_movies.join(SEGMENT.out.segmentation))
+    // --detection: Cellpose (SEGMENT), suite2p's functional detection, or the second's ROIs added to the first's.
+    def detection = params.detection.toString()
+    ch_segmentation = Channel.empty()
+    ch_segment_bad_input = Channel.empty()
+    ch_segment_versions = Channel.empty()
+    if (detection.startsWith('cellpose')) {
+        SEGMENT(SUMMARY_IMAGES.out.summary, ModelChecker.argument(params.pretrained_model.toString(), modelNaming))
+        ch_segmentation = SEGMENT.out.segmentation
+        ch_segment_bad_input = SEGMENT.out.bad_input
+        ch_segment_versions = SEGMENT.out.versions
+    }
+    if (detection != 'cellpose') {
+        FUNCTIONAL_DETECTION(detection.startsWith('cellpose+')
+            ? ch_movies.join(SEGMENT.out.segmentation)
+            : ch_movies.map { meta, movie -> [meta, movie, []] })
+        ch_segmentation = FUNCTIONAL_DETECTION.out.segmentation
+        ch_segment_bad_input = ch_segment_bad_input.mix(FUNCTIONAL_DETECTION.out.bad_input)
+        ch_segment_versions = ch_segment_versions.mix(FUNCTIONAL_DETECTION.out.versions)
+    }
+    EXTRACT(ch_movies.join(ch_segmentation))
     MERGE(
         SUMMARY_IMAGES.out.summary
-            .join(SEGMENT.out.segmentation)
+            .join(ch_segmentation)
             .join(EXTRACT.out.traces)
     )
 
@@ -160,7 +179,7 @@ workflow {
     // plane is done, each failed plane's folder is set aside (it would hold an earlier run's results, or part of
     // this run's), and the summary says where it went.
     ch_run = SUMMARY_IMAGES.out.bad_input
-        .mix(SEGMENT.out.bad_input, EXTRACT.out.bad_input, MERGE.out.bad_input, ch_nwb_bad_input, ch_suite2p_bad_input)
+        .mix(ch_segment_bad_input, EXTRACT.out.bad_input, MERGE.out.bad_input, ch_nwb_bad_input, ch_suite2p_bad_input)
         .map { meta, badInput -> [meta.id, RunReport.reason(badInput), 0] }
         .mix(ch_unpublished.map { id, problem -> [id, problem, 1] })
         .toList()
@@ -182,7 +201,7 @@ workflow {
     }
 
     SUMMARY_IMAGES.out.versions
-        .mix(SEGMENT.out.versions, EXTRACT.out.versions, MERGE.out.versions, ch_nwb_versions, ch_suite2p_versions)
+        .mix(ch_segment_versions, EXTRACT.out.versions, MERGE.out.versions, ch_nwb_versions, ch_suite2p_versions)
         .map { it.text }
         .unique()
         .collectFile(name: 'software_versions.yml', storeDir: "${params.outdir}/pipeline_info", sort: true, newLine: false)

@@ -29,6 +29,18 @@ into `bench/out/synthetic_only_oldgen`, and compare the two here (always on the 
 
     python bench/detection.py [--models assets/models/ophys_cp3 bench/out/synthetic_only] [--fast]
     python bench/detection.py --sizes [--n_planes 2] [--families realistic bright_ring]
+    python bench/detection.py --activity [--n_planes 1] [--families ...]
+
+`--activity` prints issue 25's table: detection from images of activity against the mean image, each from a movie
+through the real SUMMARY_IMAGES step. Methods: the bundled model (size estimated, SEGMENT's defaults) on the mean
+image (mode 2, the default), the enhanced mean (3) and the correlation image (5); the union of modes 2 and 5 (a
+mode-5 ROI is added when at most 25% of its pixels lie in mode-2 ROIs, as `--detection cellpose+...` adds); and suite2p 1.1's functional
+detection as `--detection sparsery` runs it (suite2p's defaults: bins of tau = 1 s), and `cellpose+sparsery`. Real: the shared
+movie (all 196 labelled ROIs) in FOLDS horizontal bands; a ROI, labelled or predicted, belongs to the band holding its
+centroid; mean and standard error over the bands. The bundled model was trained on rows [0, 372) of this image, so
+for the Cellpose rows only the last band (rows 384-511) is held out; it is printed on its own. Synthetic: held-out
+seeds of each appearance family (one movie of 600 frames at 10 Hz per plane), pooled per family; the worst family
+is printed too. Then the ceiling: how many labelled cells stand a background s.d. above their ring in each image.
 """
 
 from __future__ import annotations
@@ -46,8 +58,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from common import CONTRAST_BINS, contrast_bin_labels  # noqa: E402
+from common import CONTRAST_BINS, contrast_bin_labels, movie_frame_rate  # noqa: E402
 from ophys_extraction import segmentation, synthetic  # noqa: E402
+from ophys_extraction.functional import UNION_MAX_SHARED, add_rois  # noqa: E402
 from ophys_extraction.metrics import (DetectionScores, false_positives_on, found_rois, match_rois,  # noqa: E402
                                      mean_image_contrast, pooled)
 from ophys_extraction.rois import median_mask_diameter  # noqa: E402
@@ -140,6 +153,137 @@ def size_table(loaded: dict, families: list[str], n_planes: int, size: int, nois
                       f"{a.true_positives}/{a.n_true}/{a.n_pred}", flush=True)
 
 
+FOLDS = 4
+
+
+def union_labels(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """`first`'s ROIs, then `second`'s added by the pipeline's rule (functional.add_rois, as --detection cellpose+...)."""
+    rois = [{"ypix": ys, "xpix": xs, "lam": np.ones(len(ys), np.float32)}
+            for ys, xs in (np.nonzero(second == label) for label in range(1, int(second.max()) + 1)) if len(ys)]
+    n_first = int(first.max())
+    return add_rois(first, np.zeros(first.shape, np.float32), np.zeros(n_first, np.int8), rois, UNION_MAX_SHARED)[0]
+
+
+def sparsery_labels(movie: Path, frame_rate: float) -> np.ndarray:
+    """The FUNCTIONAL_DETECTION step's ROIs with `--detection sparsery` and its defaults, as a label image."""
+    from ophys_extraction.functional import FunctionalOptions, binned_movie, binning, detect
+    from ophys_extraction.movie import open_movie
+    options = FunctionalOptions(detection="sparsery")
+    with open_movie(movie) as (dset, info):
+        binned = binned_movie(dset, info, *binning(info.n_frames, frame_rate, options.tau, options.nbins))
+    empty = np.zeros(binned.shape[1:], np.int32)
+    return add_rois(empty, np.zeros(empty.shape, np.float32), np.zeros(0, np.int8), detect(binned, options), None)[0]
+
+
+def activity_detections(model, images: dict[str, np.ndarray], movie: Path,
+                        frame_rate: float) -> dict[str, tuple[np.ndarray, float]]:
+    """(label image, seconds) of each method of the --activity table."""
+    params = segmentation.SegmentationParams()
+    found: dict[str, tuple[np.ndarray, float]] = {}
+    for mode in (2, 3, 5):
+        t0 = time.perf_counter()
+        masks = segmentation.segment_image(prepare_image(images, mode)[0], np.zeros_like(images["meanImg"]), model,
+                                           params).masks
+        found[f"cellpose mode {mode}"] = (masks, time.perf_counter() - t0)
+    found["union of modes 2, 5"] = (union_labels(found["cellpose mode 2"][0], found["cellpose mode 5"][0]),
+                                    found["cellpose mode 2"][1] + found["cellpose mode 5"][1])
+    t0 = time.perf_counter()
+    found["suite2p sparsery"] = (sparsery_labels(movie, frame_rate), time.perf_counter() - t0)
+    found["union of mode 2, sparsery"] = (union_labels(found["cellpose mode 2"][0], found["suite2p sparsery"][0]),
+                                          found["cellpose mode 2"][1] + found["suite2p sparsery"][1])
+    return found
+
+
+def band_of(labels: np.ndarray, height: int) -> np.ndarray:
+    """Fold (horizontal band) of each ROI of a label image, by its centroid row, in increasing label order."""
+    from scipy import ndimage
+    ids = np.unique(labels[labels > 0])
+    rows = np.array(ndimage.center_of_mass(np.ones_like(labels), labels, ids))[:, 0] if len(ids) else np.zeros(0)
+    return np.minimum((rows * FOLDS / height).astype(int), FOLDS - 1)
+
+
+def visible_in(image: np.ndarray, labels: np.ndarray, inner: int = 1, outer: int = 4) -> np.ndarray:
+    """Per labelled ROI: (mean inside - mean of its ring) / s.d. of the image away from every ROI."""
+    from scipy import ndimage
+    background = ~ndimage.binary_dilation(labels > 0, iterations=outer)
+    sd = float(np.std(image[background]))
+    out = []
+    for k, box in enumerate(ndimage.find_objects(labels), start=1):
+        if box is None:
+            continue
+        box = tuple(slice(max(b.start - outer, 0), b.stop + outer) for b in box)
+        roi = labels[box] == k
+        ring = (ndimage.binary_dilation(roi, iterations=outer) & ~ndimage.binary_dilation(roi, iterations=inner)
+                & (labels[box] == 0))
+        out.append((image[box][roi].mean() - image[box][ring].mean()) / sd)
+    return np.array(out)
+
+
+def activity_table(model, families: list[str], n_planes: int, size: int, frames: int, real_dir: Path,
+                   tmp: Path) -> None:
+    from ophys_extraction.cli.summary_images import main as summary_main
+
+    def summarise(movie: Path, frame_rate: float) -> dict[str, np.ndarray]:
+        summary = tmp / (movie.stem + "_summary.h5")
+        assert summary_main(["--movie", str(movie), "--output", str(summary), "--frame_rate", str(frame_rate)]) == 0
+        with h5py.File(summary, "r") as f:
+            return {name: f[name][()] for name in SUMMARY_DATASETS}
+
+    print("\nissue 25: detection at IoU >= 0.5 from images of activity, bundled model, size estimated")
+    if real_dir.is_dir():
+        truth = np.load(real_dir / "gt_labels.npy")
+        frame_rate = float(movie_frame_rate(real_dir / "movie.h5"))
+        t0 = time.time()
+        images = summarise(real_dir / "movie.h5", frame_rate)
+        print(f"real: {real_dir.name}, {int(truth.max())} labelled ROIs, {FOLDS} bands of rows (summary "
+              f"{time.time() - t0:.1f} s)")
+        header = (f"{'method':22s} {'recall':>13s} {'precision':>13s} {'F1':>6s} {'worst band R/P':>15s} "
+                  f"{'last band R/P':>14s} {'TP/true/pred':>13s} {'s':>5s}")
+        print(header)
+        print("-" * len(header))
+        true_band = band_of(truth, truth.shape[0])
+        for name, (pred, seconds) in activity_detections(model, images, real_dir / "movie.h5", frame_rate).items():
+            hit = found_rois(truth, pred)
+            correct = found_rois(pred, truth)
+            pred_band = band_of(pred, truth.shape[0])
+            recall = np.array([hit[true_band == b].mean() for b in range(FOLDS)])
+            precision = np.array([correct[pred_band == b].mean() if np.any(pred_band == b) else 0.0
+                                  for b in range(FOLDS)])
+            se = lambda x: x.std(ddof=1) / np.sqrt(len(x))   # noqa: E731
+            total = match_rois(truth, pred)
+            worst = int(np.argmin(recall))
+            print(f"{name:22s} {recall.mean():6.3f}±{se(recall):.3f} {precision.mean():6.3f}±{se(precision):.3f} "
+                  f"{total.f1:6.3f} {recall[worst]:7.2f}/{precision[worst]:.2f} {recall[-1]:8.2f}/{precision[-1]:.2f} "
+                  f"{total.true_positives:>5d}/{total.n_true}/{total.n_pred} {seconds:5.0f}", flush=True)
+        for image_name in ("meanImg", "maxImg", "corrImg"):
+            z = visible_in(images[image_name], truth)
+            print(f"  ceiling: labelled ROIs a background s.d. above their ring in {image_name}: {int(np.sum(z > 1))}"
+                  f" (2 s.d.: {int(np.sum(z > 2))}) of {len(z)}")
+        either = (visible_in(images["meanImg"], truth) > 1) | (visible_in(images["corrImg"], truth) > 1)
+        print(f"  ceiling: in the mean or the correlation image: {int(either.sum())} of {len(either)}")
+    else:
+        print(f"(no real data at {real_dir}: real rows skipped)")
+    print(f"\nsynthetic: held-out seeds, {n_planes} plane(s) of {size}x{size} px x {frames} frames per family")
+    header = f"{'method':22s} " + " ".join(f"{f[:15]:>15s}" for f in families) + f" {'worst F1':>9s}"
+    print(header + "   (each cell: recall/precision)")
+    print("-" * len(header))
+    scores: dict[str, dict[str, list[DetectionScores]]] = {}
+    for family in families:
+        for i in range(n_planes):
+            spec = synthetic.SyntheticSpec(height=size, width=size, n_frames=frames, seed=SYNTH_EVAL_SEED0 + 300 + i,
+                                           **synthetic.family_fields(family))
+            movie = tmp / f"{family}{i}.h5"
+            sim = synthetic.write_movie(movie, spec)
+            images = summarise(movie, spec.frame_rate)
+            for name, (pred, _) in activity_detections(model, images, movie, spec.frame_rate).items():
+                scores.setdefault(name, {}).setdefault(family, []).append(match_rois(sim.masks, pred))
+            movie.unlink()
+    for name, per_family in scores.items():
+        pooled_scores = [pooled(per_family[f]) for f in families]
+        print(f"{name:22s} " + " ".join(f"{s.recall:7.2f}/{s.precision:.2f}" for s in pooled_scores)
+              + f" {min(s.f1 for s in pooled_scores):9.3f}", flush=True)
+
+
 def contrast_row(contrast: np.ndarray, found: np.ndarray) -> list[str]:
     cells = []
     for lo, hi in CONTRAST_BINS:
@@ -163,6 +307,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", action="store_true",
                         help="the per-family, per-size table at the estimated and the true diameter (then the real "
                              "validation split), instead of the per-mode tables")
+    parser.add_argument("--activity", action="store_true",
+                        help="issue 25's table: the mean image against images of activity and suite2p's functional "
+                             "detection, real (spatial folds) and synthetic (per family), instead of the per-mode tables")
     parser.add_argument("--families", nargs="+", default=list(synthetic.FAMILIES), choices=list(synthetic.FAMILIES))
     args = parser.parse_args(argv)
 
@@ -175,6 +322,11 @@ def main(argv: list[str] | None = None) -> int:
     on_holes: list[tuple[str, str, str, int, int, int]] = []
     t0 = time.time()
 
+    if args.activity:
+        with tempfile.TemporaryDirectory(prefix="bench_activity_") as tmp:
+            activity_table(next(iter(loaded.values())), args.families, args.n_planes if args.n_planes != 3 else 1,
+                           args.size, args.frames, args.real_dir, Path(tmp))
+        return 0
     if args.sizes:
         size_table(loaded, args.families, args.n_planes, args.size, args.noise_levels[0])
         args.modes, args.noise_levels = [2], []

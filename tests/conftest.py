@@ -128,6 +128,7 @@ def make_plane(folder: Path, drop: tuple[int, ...] = (3,), n_labels: int = 6, fr
         f["maxImg"] = max_img
         f["max_mean_ratio"] = np.log(np.maximum(1e-3, max_img / np.maximum(1e-3, mean_img))).astype(np.float32)
         f["meanImgE"] = mean_img / mean_img.max()
+        f["corrImg"] = (0.5 * (masks > 0) + 0.05 * rng.standard_normal((HEIGHT, WIDTH))).astype(np.float32)
         f.attrs.update({"movie": "/data/session/plane_7/motion_correction/plane_7_registered.h5",
                         "n_frames": frames, "height": HEIGHT, "width": WIDTH, "frame_rate": 10.71,
                         "bin_duration": 3.7, "bin_size": 39, "n_bins": frames // 39, "denoise": False})
@@ -309,7 +310,7 @@ def assert_equal_to_extraction(nwb_path: Path, extraction_path: Path) -> dict:
             np.testing.assert_array_equal(data, f[path][()].T, err_msg=name)
             assert rate == pytest.approx(f.attrs["frame_rate"])
             np.testing.assert_array_equal(rois, np.arange(n_rois))
-        for name in ("meanImg", "maxImg"):
+        for name in ("meanImg", "maxImg", "corrImg"):
             np.testing.assert_array_equal(got["images"][name], f[name][()].T)
         assert got["plane"]["rate"] == pytest.approx(f.attrs["frame_rate"])
         assert got["session_id"] == f.attrs["plane_id"]

@@ -30,14 +30,28 @@ def merged(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Path], P
     return paths, root / "out" / "extraction.h5"
 
 
+def test_origin_follows_the_rois(tmp_path):
+    """segmentation.h5's origin per label (functional detection) becomes rois/origin per ROI: label 3 was dropped."""
+    paths = make_plane(tmp_path / "in")
+    with h5py.File(paths["segmentation"], "a") as f:
+        f[schema.LABEL_ORIGIN] = np.array([0, 0, 0, 0, 1, 1], np.int8)
+    assert run_merge(paths, tmp_path / "out", "--plane_id", "p") == 0
+    with h5py.File(tmp_path / "out" / "extraction.h5", "r") as f, h5py.File(paths["traces"], "r") as tr:
+        assert tr["labels"][()].tolist() == [1, 2, 4, 5, 6]
+        assert f[schema.ORIGIN][()].tolist() == [0, 0, 0, 1, 1]
+    assert validation.validate(tmp_path / "out" / "extraction.h5") == []
+
+
 def test_merged_file_passes_validation_and_keeps_the_data(merged):
     paths, out = merged
     assert validation.validate(out) == []
     with h5py.File(out, "r") as f, h5py.File(paths["traces"], "r") as tr, h5py.File(paths["summary"], "r") as sm:
         found: list[str] = []
         f.visititems(lambda name, obj: found.append(name) if isinstance(obj, h5py.Dataset) else None)
-        # Every dataset of the schema, but those written later (iscell_original: by a curation).
-        assert sorted(found) == sorted(spec.path for spec in schema.DATASETS if spec.source != schema.CURATION)
+        # Every dataset of the schema, but those written later (iscell_original: by a curation) and rois/origin
+        # (only with functional detection: test_origin_follows_the_rois).
+        assert sorted(found) == sorted(spec.path for spec in schema.DATASETS
+                                       if spec.source != schema.CURATION and spec.path != schema.ORIGIN)
         for path in ("traces/corrected", "traces/roi", "traces/neuropil", "rois/coords", "iscell",
                      "neuropil_coords", schema.RAW_RCOEF):
             np.testing.assert_array_equal(f[path][()], tr[path][()])

@@ -21,11 +21,13 @@ from conftest import REPO, config_block
 from ophys_extraction import options
 from ophys_extraction.cli import export_suite2p as export_suite2p_cli
 from ophys_extraction.cli import extract as extract_cli
+from ophys_extraction.cli import functional_detection as functional_cli
 from ophys_extraction.cli import nwb as nwb_cli
 from ophys_extraction.cli import segment as segment_cli
 from ophys_extraction.cli import summary_images as summary_images_cli
 from ophys_extraction.errors import run_cli
 from ophys_extraction.extraction import ExtractionOptions
+from ophys_extraction.functional import FunctionalOptions
 from ophys_extraction.nwb import NwbOptions
 from ophys_extraction.options import Option, Table
 from ophys_extraction.segmentation import SegmentationParams
@@ -57,6 +59,9 @@ STEPS = {
                            ("--movie", "missing.h5", "--output", "out.h5", "--frame_rate", "10")),
     "SEGMENT": Step(options.SEGMENT, "segmentation", SegmentationParams, segment_cli.build_parser, segment_cli.main,
                     ("--summary", "missing.h5", "--output", "out.h5", "--pretrained_model", "cyto3")),
+    "FUNCTIONAL_DETECTION": Step(options.FUNCTIONAL, "functional_detection", FunctionalOptions,
+                                 functional_cli.build_parser, functional_cli.main,
+                                 ("--movie", "missing.h5", "--frame_rate", "10", "--output", "out.h5")),
     "EXTRACT": Step(options.EXTRACT, "extraction", ExtractionOptions, extract_cli.build_parser, extract_cli.main,
                     ("--movie", "missing.h5", "--segmentation", "missing.h5", "--output", "out.h5")),
     "NWB": Step(options.NWB, "nwb_output", NwbOptions, nwb_cli.build_parser, nwb_cli.main, ("missing.h5",),
@@ -129,8 +134,9 @@ def test_every_step_parameter_is_in_a_table() -> None:
     in_groups = {name for step in STEPS.values() for name in SCHEMA["$defs"][step.group]["properties"]}
     in_tables = {option.param for table in options.TABLES for option in table.options}
     assert in_groups - in_tables == set(NOT_STEP_OPTIONS)
-    # 3 SUMMARY_IMAGES + 6 SEGMENT + 14 EXTRACT + 3 NWB + 1 SUITE2P_FOLDER, chunk_frames shared
-    assert len(in_tables) == 26
+    # 3 SUMMARY_IMAGES + 6 SEGMENT + 6 FUNCTIONAL_DETECTION + 14 EXTRACT + 3 NWB + 1 SUITE2P_FOLDER, chunk_frames
+    # shared
+    assert len(in_tables) == 32
 
 
 def test_every_numeric_option_has_a_range_and_says_where_it_comes_from() -> None:

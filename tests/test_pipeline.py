@@ -58,6 +58,9 @@ def test_demo_end_to_end(demo_run, demo_input: Path) -> None:
         folder = demo_run.outdir / plane / "extraction"
         assert validate(folder / "extraction.h5") == [], plane
         assert validate(folder / f"{plane}_extraction.h5") == [], plane
+        with h5py.File(folder / "extraction.h5", "r") as f:
+            assert f["corrImg"].shape == f["meanImg"].shape and 0 < f["corrImg"][()].max() <= 1   # optional in the
+            assert "rois/origin" not in f                                                           # schema, not here
         assert (folder / "detected_ROIs.png").stat().st_size > 10_000
         assert not (folder / f"{plane}.nwb").exists()      # only with --nwb
         with h5py.File(folder / "extraction.h5") as handle:
@@ -196,6 +199,31 @@ def test_suite2p_folder_curation_and_aind_records_on_the_demo(demo_run, demo_inp
         (run.outdir / "plane_0" / "extraction" / "detected_ROIs.png").read_bytes()
 
 
+@pytest.mark.slow
+def test_functional_detection_alone_and_added_to_cellpose(demo_run, demo_input: Path) -> None:
+    """--detection sparsery runs FUNCTIONAL_DETECTION instead of SEGMENT; cellpose+sparsery runs it after SEGMENT
+    (cached from the demo run) and keeps every Cellpose ROI first; rois/origin says which is which."""
+    assert demo_run.returncode == 0
+    with h5py.File(demo_run.outdir / "plane_0" / "extraction" / "extraction.h5", "r") as f:
+        n_cellpose = f["traces/corrected"].shape[0]
+    for detection, origins in (("sparsery", {1}), ("cellpose+sparsery", {0, 1})):
+        run = run_pipeline(demo_run.launch_dir, *TEST_PROFILE, "--input_dir", str(demo_input), "-resume",
+                           "--detection", detection, outdir=demo_run.launch_dir / f"results_{detection}")
+        assert run.returncode == 0, run.output
+        rows = _trace_rows(run)
+        assert sorted(status for process, status in rows
+                      if process.startswith("FUNCTIONAL_DETECTION")) == ["COMPLETED"] * 2
+        segment = {status for process, status in rows if process.startswith("SEGMENT")}
+        assert segment == (set() if detection == "sparsery" else {"CACHED"})
+        extraction = run.outdir / "plane_0" / "extraction" / "extraction.h5"
+        assert validate(extraction) == []
+        with h5py.File(extraction, "r") as f:
+            origin = f["rois/origin"][()]
+            assert set(np.unique(origin)) <= origins and len(origin) > 0
+            if detection != "sparsery":
+                assert (origin[:n_cellpose] == 0).all()   # Cellpose's ROIs first, as in the Cellpose-only run
+
+
 def test_link_file_survives_every_publish_mode(demo_run, demo_input: Path) -> None:
     """<plane>_extraction.h5 reached through each link-making --publish_dir_mode (the default copy is the demo run):
     still a valid alias of its extraction.h5, read as the Allen Institute's tools read it."""
@@ -301,7 +329,7 @@ def test_extract_option_reaches_the_step_and_changes_its_output(interrupted_then
 
 
 @pytest.mark.parametrize("args, message", [
-    (("--anatomical_only", "7"), "--anatomical_only 7: must be one of 1, 2, 3, 4"),
+    (("--anatomical_only", "7"), "--anatomical_only 7: must be one of 1, 2, 3, 4, 5"),
     (("--lam_percentile", "150"), "--lam_percentile 150: must be in [0, 100] (suite2p: a percentile)"),
     (("--flow_threshold", "-1", "--max_overlap", "2"), "--max_overlap 2: must be in [0, 1]"),  # both named
     (("--flow_threshold", "-1", "--max_overlap", "2"), "--flow_threshold -1: must be >= 0"),

@@ -126,10 +126,13 @@ def test_one_dynamics_run_gives_cellposes_masks_and_final_locations(flow_thresho
     assert set(result.seconds) == {"size choice", "network", "dynamics"} and min(result.seconds.values()) > 0
 
 
-@pytest.mark.parametrize("mode", [1, 3, 4])
+@pytest.mark.parametrize("mode", [1, 3, 4, 5])
 def test_other_image_modes_run(tmp_path, mode):
     summary = tmp_path / "summary.h5"
-    write_summary(summary, SYNTH_EVAL_SEED0 + 41, 96)
+    masks = write_summary(summary, SYNTH_EVAL_SEED0 + 41, 96)
+    with h5py.File(summary, "a") as s:   # a correlation image: cells correlate with their neighbours, noise does not
+        noise = np.random.default_rng(5).normal(0, 0.05, masks.shape)
+        s["corrImg"] = (0.6 * (masks > 0) + noise).astype(np.float32)
     out = tmp_path / "seg.h5"
     extra = ["--spatial_hp_cp", "0.5", "--diameter", "10"] if mode == 1 else []
     assert segment_main(["--summary", str(summary), "--output", str(out), "--pretrained_model", str(MODEL),
@@ -138,7 +141,7 @@ def test_other_image_modes_run(tmp_path, mode):
         masks = f["cellpose/masks"][()]
         assert masks.dtype == np.int32 and np.array_equal(np.unique(masks), np.arange(masks.max() + 1))
         expected_image = s[IMAGE_MODES[mode].image][()]
-        expected_weights = mean_weights(s["meanImg"][()]) if mode == 3 else s["maxImg"][()]
+        expected_weights = mean_weights(s["meanImg"][()]) if IMAGE_MODES[mode].weights == "meanImg" else s["maxImg"][()]
         if mode == 1:
             expected_image = spatial_highpass(expected_image, 10.0, 0.5)
         np.testing.assert_allclose(f["image"][()], expected_image, rtol=1e-6, atol=1e-6)
@@ -378,7 +381,7 @@ def test_prepare_image_modes():
         name = spec.image
         image, weights = prepare_image(images, mode)
         np.testing.assert_array_equal(image, images[name])
-        expected = mean_weights(images["meanImg"]) if mode in (2, 3) else images["maxImg"]
+        expected = mean_weights(images["meanImg"]) if spec.weights == "meanImg" else images["maxImg"]
         np.testing.assert_array_equal(weights, expected)
     w = mean_weights(images["meanImg"])
     assert 0.1 <= w.min() and w.max() <= 1.1

@@ -45,7 +45,7 @@ def _module_options(process: str) -> set[str]:
 
 def test_modules_read_no_params() -> None:
     modules = sorted((REPO / "modules").rglob("*.nf"))
-    assert len(modules) == 7   # six steps and SESSION_SUMMARY
+    assert len(modules) == 8   # seven steps and SESSION_SUMMARY
     for module in modules:
         assert "params." not in module.read_text(), module
 

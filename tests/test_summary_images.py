@@ -20,9 +20,10 @@ from conftest import REPO, write_h5
 from ophys_extraction.cli.summary_images import main
 from ophys_extraction.errors import run_cli
 from ophys_extraction.movie import open_movie
+from ophys_extraction.segmentation_input import SUMMARY_DATASETS
 from ophys_extraction.summary_images import SummaryImages, SummaryImagesOptions, compute_summary_images
 
-DATASETS = ("meanImg", "maxImg", "max_mean_ratio", "meanImgE")
+DATASETS = SUMMARY_DATASETS
 ATTRS = ("movie", "n_frames", "height", "width", "frame_rate", "bin_duration", "bin_size", "n_bins", "denoise")
 
 
@@ -175,6 +176,48 @@ def test_movie_shorter_than_one_bin_is_one_bin(tmp_path: Path) -> None:
     np.testing.assert_array_equal(result.max_img, 0)  # one bin minus its own mean
 
 
+def reference_correlation_image(binned: np.ndarray, window: int) -> np.ndarray:
+    """Each window of bins minus its mean, then per pixel the mean Pearson r with its (up to 8) neighbours."""
+    centred = np.concatenate([part - part.mean(axis=0) for part in np.split(binned, range(window, len(binned),
+                                                                                           window))]).astype(np.float64)
+    z = centred / np.sqrt((centred ** 2).sum(axis=0))
+    height, width = z.shape[1:]
+    out = np.zeros((height, width))
+    for y in range(height):
+        for x in range(width):
+            near = [(y + dy, x + dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)
+                    if (dy or dx) and 0 <= y + dy < height and 0 <= x + dx < width]
+            out[y, x] = np.mean([np.dot(z[:, y, x], z[:, v, u]) for v, u in near])
+    return out
+
+
+def test_correlation_image_is_the_mean_neighbour_correlation_of_the_high_passed_bins(tmp_path: Path) -> None:
+    # 230 bins of 2 frames: the high-pass windows (100 bins) are 100, 100 and a partial 30.
+    movie = synthetic_movie(460, 12, 14, seed=7)
+    result = run_summary(write_h5(tmp_path / "m.h5", movie), 10.0, 0.2)
+    assert (result.bin_size, result.n_bins) == (2, 230)
+    binned = movie.astype(np.float32).reshape(230, 2, 12, 14).sum(axis=1, dtype=np.float32) / np.float32(2)
+    # float32 sums within each window: agreement to ~1e-6 (measured 1.3e-6 on 2026-12-03)
+    np.testing.assert_allclose(result.corr_img, reference_correlation_image(binned, 100), atol=1e-5)
+    assert result.corr_img.dtype == np.float32
+
+
+def test_correlation_image_shows_a_cell_that_fires_however_dim(tmp_path: Path) -> None:
+    """A disk that fires (5% of frames, 6% of the baseline) is 1% brighter than its surround in the mean image,
+    and stands in the correlation image at more than twice any background pixel (measured 0.30 vs 0.10)."""
+    rng = np.random.default_rng(8)
+    frames, height, width = 400, 32, 32
+    yy, xx = np.mgrid[:height, :width]
+    distance2 = (yy - 16) ** 2 + (xx - 16) ** 2
+    disk, background = distance2 <= 16, distance2 > 36
+    events = np.convolve(rng.random(frames) < 0.05, np.exp(-np.arange(20) / 5))[:frames]
+    movie = 1000 + rng.normal(0, 30, (frames, height, width))
+    movie[:, disk] += 60 * events[:, None]
+    result = run_summary(write_h5(tmp_path / "dim.h5", movie.astype(np.uint16)), 10.0, 0.2)
+    assert result.mean_img[disk].mean() / result.mean_img[background].mean() < 1.02
+    assert result.corr_img[disk].mean() > 2 * np.abs(result.corr_img[background]).max()
+
+
 # ---------------------------------------------------------------------------------------------------------------- CLI
 
 def test_cli_writes_documented_summary_h5(movie_300, tmp_path: Path) -> None:
@@ -192,6 +235,7 @@ def test_cli_writes_documented_summary_h5(movie_300, tmp_path: Path) -> None:
         np.testing.assert_array_equal(handle["maxImg"][()], result.max_img)
         np.testing.assert_array_equal(handle["max_mean_ratio"][()], result.max_mean_ratio)
         np.testing.assert_array_equal(handle["meanImgE"][()], result.mean_img_e)
+        np.testing.assert_array_equal(handle["corrImg"][()], result.corr_img)
     assert attrs == {"movie": str(path), "n_frames": 300, "height": 64, "width": 80, "frame_rate": 10.0,
                      "bin_duration": 3.7, "bin_size": 37, "n_bins": 8, "denoise": False}
     assert sorted(p.name for p in output.parent.iterdir()) == ["summary.h5"]

@@ -56,3 +56,10 @@ def iter_row_blocks(dset: h5py.Dataset, block_bytes: int = ROW_BLOCK_BYTES) -> I
     step = max(1, block_bytes // row_bytes)
     for start in range(0, n_rows, step):
         yield start, dset[start:start + step]
+
+
+def attr_value(value: object) -> object:
+    """HDF5-storable attribute: numpy scalars as Python numbers, strings (and paths) as UTF-8 str."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    return str(value) if isinstance(value, (str, Path)) else value

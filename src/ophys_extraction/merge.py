@@ -208,10 +208,13 @@ def _write_datasets(out: h5py.File, files: dict[str, tuple[Path, h5py.File]]) ->
         if spec.source not in files:
             continue
         src_file = files[spec.source][1]
-        if spec.path not in src_file:
+        source_path = schema.LABEL_ORIGIN if spec.path == schema.ORIGIN else spec.path
+        if source_path not in src_file:
             continue
-        src = src_file[spec.path]
-        if spec.path == "cellpose/masks":
+        src = src_file[source_path]
+        if spec.path == schema.ORIGIN:   # per label in segmentation.h5, per ROI here
+            write_array(out, spec.path, np.asarray(src[()], np.int8)[labels - 1])
+        elif spec.path == "cellpose/masks":
             write_array(out, spec.path, relabel(src[()], labels))
         elif schema.FRAMES in spec.shape:
             _copy_rows(out, spec.path, src)

@@ -89,8 +89,8 @@ def recording_warnings(info: MovieInfo, frame_rate: float, n_bins: int, bin_dura
                      "traces through them are flat-topped (lower the laser power or detector gain)")
     if n_bins < MIN_BINS:
         found.append(f"{info.n_frames} frames at {frame_rate:g} Hz make {n_bins} bin(s) of {bin_duration:g} s, fewer "
-                     f"than {MIN_BINS}: the max projection and max/mean ratio (--anatomical_only 1, 4) are the maximum "
-                     "over the high-pass-filtered bins, all zero for one bin and noise for a few")
+                     f"than {MIN_BINS}: the max projection, max/mean ratio and correlation image (--anatomical_only 1, 4, "
+                     "5) come from the high-pass-filtered bins, all zero for one bin and noise for a few")
     if info.n_frames < MIN_FRAMES:
         found.append(f"{info.n_frames} frames, fewer than {MIN_FRAMES}: the neuropil coefficient is fitted on "
                      f"{MIN_FRAMES}-bin histograms of each trace, so it is unreliable")

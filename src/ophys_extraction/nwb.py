@@ -62,7 +62,8 @@ SERIES = {"raw": ("traces/roi", "raw ROI traces (neuropil-corrupted), extraction
           "corrected": ("traces/corrected", "neuropil-corrected traces: raw - neuropil_rcoef * neuropil, "
                                             "extraction.h5 traces/corrected")}
 IMAGE_DATASETS = {"meanImg": "mean image", "maxImg": "max projection of the high-pass filtered binned movie",
-                  "corrImg": "correlation image"}
+                  "corrImg": "correlation image: mean Pearson r of each pixel with its 8 neighbours over the "
+                             "high-pass filtered binned movie"}
 COLUMNS = {"iscell": ("iscell", "two columns: 0/1 cell (suite2p's classifier, or a curation), probability"),
            schema.ISCELL_ORIGINAL: (schema.ISCELL_ORIGINAL, "iscell as the classifier gave it, before curation "
                                                             "(only in a curated file)"),

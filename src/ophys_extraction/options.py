@@ -303,7 +303,35 @@ SUITE2P_FOLDER = Table("SUITE2P_FOLDER", (
            why_range="suite2p: seconds, the decay time constant of OASIS's kernel"),
 ))
 
-TABLES = (SUMMARY_IMAGES, SEGMENT, EXTRACT, NWB, SUITE2P_FOLDER)
+DETECTIONS = ("cellpose", "sparsery", "sourcery", "cellpose+sparsery", "cellpose+sourcery")
+
+FUNCTIONAL = Table("FUNCTIONAL_DETECTION", (
+    Option("detection", "string", "cellpose",
+           "How ROIs are found: cellpose (Cellpose on the --anatomical_only image); sparsery or sourcery (suite2p's "
+           "functional detection on the binned movie, no Cellpose); cellpose+sparsery or cellpose+sourcery "
+           "(Cellpose's ROIs, then the functional ROIs that share at most 25% of their pixels with them; "
+           "rois/origin says which is which).",
+           choices=DETECTIONS),
+    Option("tau", "number", 1.0,
+           "Functional detection: seconds per bin of the movie (suite2p's tau, default 1.0: bins of tau x frame "
+           "rate frames).",
+           parameter="functional_tau", exclusive_minimum=0, why_range="seconds"),
+    Option("threshold_scaling", "number", 1.0,
+           "Functional detection: suite2p's threshold_scaling (higher finds fewer ROIs; default 1.0).",
+           exclusive_minimum=0, why_range="suite2p: a factor on the activity threshold"),
+    Option("spatial_scale", "integer", 0,
+           "sparsery: suite2p's spatial_scale (0 estimated from the data; 1-4 ROI sizes of 6, 12, 24, 48 px).",
+           minimum=0, maximum=4, why_range="suite2p: 0 = estimated, else one of its four scales"),
+    Option("diameter", "number", 12.0,
+           "sourcery: the expected ROI diameter in pixels (suite2p's diameter, default 12).",
+           parameter="functional_diameter", exclusive_minimum=0, why_range="pixels"),
+    Option("nbins", "integer", 5000,
+           "Functional detection: at most this many bins of the movie, held in memory (suite2p's nbins, default "
+           "5000: 5.2 GB at 512 x 512 px); longer movies get longer bins.",
+           parameter="functional_nbins", minimum=1, why_range="a count of bins; memory grows with it"),
+))
+
+TABLES = (SUMMARY_IMAGES, SEGMENT, EXTRACT, NWB, SUITE2P_FOLDER, FUNCTIONAL)
 
 
 def schema_entries() -> dict[str, dict[str, Any]]:

@@ -123,13 +123,16 @@ def parameters_of(extraction: h5py.File) -> dict[str, Any]:
 def segmented_title(segment_attrs: dict[str, Any]) -> str:
     """The figure's title of the image Cellpose segmented, from SEGMENT's attributes (`--anatomical_only`)."""
     from ophys_extraction.segmentation_input import IMAGE_MODES
+    detection = find_key(segment_attrs, "detection")
+    if detection in ("sparsery", "sourcery"):
+        return f"{detection} input (max projection)"
     mode = find_key(segment_attrs, "anatomical_only")
     name = IMAGE_MODES[mode].description if isinstance(mode, int) and mode in IMAGE_MODES else None
     return f"Cellpose input ({name})" if name else "Cellpose input"
 
 
 def recomputed_segmented(extraction: h5py.File) -> tuple[str, np.ndarray]:
-    """(title, image) of what Cellpose segmented, recomputed from `meanImg` and `maxImg` of an extraction.h5 with
+    """(title, image) of what Cellpose segmented, taken or recomputed from the images of an extraction.h5 with
     SEGMENT's recorded `anatomical_only`, `spatial_hp_cp` and `diameter_used` (summary_images.mode_image),
     for a figure drawn without segmentation.h5 (after a curation; the suite2p folder's `Vcorr`). Mode 1's ratio
     takes the mean image as its denominator (SEGMENT used the binned movie's mean), so it can differ slightly."""
@@ -141,7 +144,8 @@ def recomputed_segmented(extraction: h5py.File) -> tuple[str, np.ndarray]:
     mode = find_key(segment, "anatomical_only")
     if mode not in IMAGE_MODES:
         return "mean image", mean_img
-    image = mode_image(mean_img, max_img, mode)
+    stored = IMAGE_MODES[mode].image      # meanImg, maxImg and corrImg are in extraction.h5 as they were segmented
+    image = extraction[stored][()] if stored in extraction else mode_image(mean_img, max_img, mode)
     highpass, diameter = find_key(segment, "spatial_hp_cp"), find_key(segment, "diameter_used")
     if isinstance(highpass, (int, float)) and highpass > 0 and isinstance(diameter, (int, float)):
         image = spatial_highpass(image, float(diameter), float(highpass))
@@ -166,6 +170,7 @@ def render_plane(path: str | Path, extraction: h5py.File, segmented: tuple[str, 
     frame_rate = extraction.attrs.get("frame_rate")
     render_detected_rois(
         path, images=[("mean image", extraction["meanImg"][()]), ("max projection", extraction["maxImg"][()]),
+                      *([("correlation image", extraction["corrImg"][()])] if "corrImg" in extraction else []),
                       segmented],
         coords=extraction["rois/coords"][()], n_rois=n_rois, iscell=iscell, centres=extraction["rois/med"][()],
         low_baseline=low_baseline, examples=examples, n_top=len(top),

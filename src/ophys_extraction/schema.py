@@ -53,6 +53,8 @@ RAW_RCOEF = "raw_neuropil_rcoef_mutualinfo"
 # The classifier's iscell, kept by the first curation (curation.py) before `iscell` is replaced.
 ISCELL_ORIGINAL = "iscell_original"
 # Per ROI: the median of traces/corrected is <= 0, so dF/F cannot be computed (classify.baseline_at_or_below_zero).
+# Where each ROI was found (functional.ORIGIN_*): per ROI in extraction.h5, per Cellpose label in segmentation.h5.
+ORIGIN, LABEL_ORIGIN = "rois/origin", "origin"
 LOW_BASELINE = "traces/baseline_at_or_below_zero"
 
 EXTRACTION_H5 = "extraction.h5"
@@ -87,6 +89,9 @@ DATASETS: tuple[DatasetSpec, ...] = (
                 "true where the median of traces/corrected is <= 0 (no usable dF/F)"),
     DatasetSpec("meanImg", "float32", (HEIGHT, WIDTH), SUMMARY, "mean image"),
     DatasetSpec("maxImg", "float32", (HEIGHT, WIDTH), SUMMARY, "max projection"),
+    # Optional so that files written before it existed still validate; SUMMARY_IMAGES always writes it.
+    DatasetSpec("corrImg", "float32", (HEIGHT, WIDTH), SUMMARY, "mean correlation of each pixel with its 8 neighbours",
+                required=False),
     DatasetSpec("rois/data", "float32", (N_PIXELS,), TRACES, "ROI pixel weights (lam), all ROIs concatenated"),
     DatasetSpec("rois/coords", "int", (3, N_PIXELS), TRACES, "(roi index, y, x) of each rois/data value"),
     DatasetSpec("rois/shape", "int", (3,), TRACES, "(n_rois, height, width)"),
@@ -99,6 +104,9 @@ DATASETS: tuple[DatasetSpec, ...] = (
     DatasetSpec("cellpose/final_locations", "float", (2, HEIGHT, WIDTH), SEGMENTATION,
                 "pixel locations after Euler integration of the flows"),
     DatasetSpec("cellpose/styles", "float", (256,), SEGMENTATION, "style vector of the image"),
+    DatasetSpec(ORIGIN, "int", (N_ROIS,), SEGMENTATION,
+                "where each ROI was found: 0 Cellpose, 1 suite2p's functional detection (with --detection other than "
+                "cellpose)", required=False),
     DatasetSpec("iscell", "float32", (N_ROIS, 2), TRACES, "column 0: 0/1 cell; column 1: classifier probability"),
     DatasetSpec(ISCELL_ORIGINAL, "float32", (N_ROIS, 2), CURATION,
                 "iscell as the classifier gave it, before the first curation (only in a curated file)",

@@ -19,15 +19,16 @@ class ImageMode:
     weights: str        # the summary.h5 dataset the ROI weights come from
 
 
-# --anatomical_only -> what it segments. Modes 1-4 are suite2p's.
+# --anatomical_only -> what it segments. Modes 1-4 are suite2p's; 5 is this pipeline's (an image of activity).
 IMAGE_MODES: dict[int, ImageMode] = {
     1: ImageMode("max_mean_ratio", "max projection / mean image ratio (log)", "maxImg"),
     2: ImageMode("meanImg", "mean image", "meanImg"),
     3: ImageMode("meanImgE", "enhanced mean image", "meanImg"),
     4: ImageMode("maxImg", "max projection", "maxImg"),
+    5: ImageMode("corrImg", "correlation image", "meanImg"),
 }
 # The summary images SUMMARY_IMAGES writes (summary.h5).
-SUMMARY_DATASETS = ("meanImg", "maxImg", "max_mean_ratio", "meanImgE")
+SUMMARY_DATASETS = ("meanImg", "maxImg", "max_mean_ratio", "meanImgE", "corrImg")
 
 
 def describe_modes() -> str:

@@ -25,6 +25,13 @@ What suite2p 1.1.0 computes for anatomical (Cellpose) detection, and how it is r
   Cellpose's `normalize_img(img, sharpen_radius=3)` (subtract a Gaussian surround of sigma 3 by FFT, with Cellpose's
   own kernel grid, then 1st-99th percentile normalisation) clipped to [0, 1]. Reimplemented with numpy (float64 FFT)
   so this step imports neither torch nor suite2p; it matches suite2p's float32 torch result to ~1e-6.
+* `corrImg` (not suite2p's; docs/output.md): per pixel, the mean Pearson correlation with its 8 neighbours of the same
+  binned movie, high-passed the same way (each window of `highpass_time` bins centred on its own mean), so cells that
+  fire stand out whatever their brightness. It uses the summary bins (`bin_duration`), not shorter ones: on the
+  shared real movie (600 frames at 7 Hz) as many labelled cells stand a background s.d. above their ring at 26-frame
+  bins as at 7-frame bins (40 and 42 of 196; 20 in the mean image), and the step stays one pass at no extra per-frame
+  work. Accumulated per window in float64 (sums of x, x^2 and x times each neighbour), centred when the window
+  closes. With `--denoise` it is computed from the binned movie before denoising.
 * `--denoise` (`detection/denoise.py: pca_denoise(mov, block_size=(64, 64), n_comps_frac=0.5)`): overlapping blocks
   from `registration/nonrigid.make_blocks`, per block a sklearn PCA (`random_state=0`) reconstruction of the
   mean-subtracted binned movie, blended with `spatial_taper(Lyb // 4, Lyb, Lxb)` weights. The binned movie goes to a
@@ -69,6 +76,7 @@ class SummaryImages:
     max_mean_ratio: np.ndarray  # float32 (H, W)
     mean_img_e: np.ndarray  # float32 (H, W): enhanced mean image
     mean_binned: np.ndarray  # float32 (H, W): mean of the (denoised) binned movie, the ratio's denominator
+    corr_img: np.ndarray  # float32 (H, W): mean correlation of each pixel with its 8 neighbours
     bin_size: int
     n_bins: int
     saturated: int = 0  # pixel-frames at the integer dtype's maximum (0 for a float movie)
@@ -128,6 +136,88 @@ def enhanced_mean_image(mean_img: np.ndarray, sharpen_radius: float = SHARPEN_RA
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# correlation image
+# ---------------------------------------------------------------------------------------------------------------
+
+# (dy, dx) of half the 8 neighbours: each neighbouring pair of pixels once; its mirror gives the other half.
+NEIGHBOUR_SHIFTS = ((0, 1), (1, -1), (1, 0), (1, 1))
+
+
+def _pair_slices(height: int, width: int, dy: int, dx: int) -> tuple[tuple[slice, slice], tuple[slice, slice]]:
+    """(pixels, their neighbours at (dy, dx)) as slices of an (height, width) image, dy >= 0."""
+    first_x, second_x = (slice(0, width - dx), slice(dx, width)) if dx >= 0 else (slice(-dx, width),
+                                                                                  slice(0, width + dx))
+    return (slice(0, height - dy), first_x), (slice(dy, height), second_x)
+
+
+class _NeighbourCorrelation:
+    """The correlation image, fed one binned frame at a time: per window of `highpass_time` bins the sums of x, x^2
+    and x times each neighbour, turned into centred sums when the window closes (high-pass by the window's mean, as
+    the max projection), then Pearson r per neighbouring pair, averaged over each pixel's neighbours.
+
+    Within a window x is taken relative to the window's first bin (centred sums do not change under a constant
+    shift), so the float32 sums hold deviations, not squares of raw counts (x^2 of a 16-bit count would lose the
+    variance to rounding); the centred sums of the windows add up in float64.
+    """
+
+    def __init__(self, height: int, width: int, highpass_time: int):
+        self.shape, self.highpass_time = (height, width), highpass_time
+        self.pairs = [_pair_slices(height, width, dy, dx) for dy, dx in NEIGHBOUR_SHIFTS]
+        self.reference = np.zeros(self.shape, np.float32)
+        self.win_sum = np.zeros(self.shape, np.float32)
+        self.win_sq = np.zeros(self.shape, np.float32)
+        self.win_cross = [np.zeros(self.shape, np.float32) for _ in NEIGHBOUR_SHIFTS]   # at each pair's first pixel
+        self.var = np.zeros(self.shape)
+        self.cov = [np.zeros(self.shape) for _ in NEIGHBOUR_SHIFTS]
+        self.count = 0
+        self._x = np.empty(self.shape, np.float32)
+        self._tmp = np.empty(self.shape, np.float32)
+
+    def add(self, binned: np.ndarray) -> None:
+        if self.count == 0:
+            np.copyto(self.reference, binned)
+        x = np.subtract(binned, self.reference, out=self._x)
+        self.win_sum += x
+        np.multiply(x, x, out=self._tmp)
+        self.win_sq += self._tmp
+        for (first, second), cross in zip(self.pairs, self.win_cross):
+            tmp = self._tmp[first]
+            np.multiply(x[first], x[second], out=tmp)
+            cross[first] += tmp
+        self.count += 1
+        if self.count == self.highpass_time:
+            self.close_window()
+
+    def close_window(self) -> None:
+        if self.count == 0:
+            return
+        mean = self.win_sum.astype(np.float64) / self.count
+        # centred sum of squares: sum(x^2) - n mean^2; of products: sum(x y) - n mean_x mean_y
+        self.var += self.win_sq - self.count * mean * mean
+        for (first, second), cross, cov in zip(self.pairs, self.win_cross, self.cov):
+            cov[first] += cross[first] - self.count * mean[first] * mean[second]
+            cross[:] = 0
+        self.win_sum[:] = 0
+        self.win_sq[:] = 0
+        self.count = 0
+
+    def finish(self) -> np.ndarray:
+        self.close_window()
+        sd = np.sqrt(np.maximum(self.var, 0))
+        total = np.zeros(self.shape)
+        neighbours = np.zeros(self.shape)
+        for (first, second), cov in zip(self.pairs, self.cov):
+            with np.errstate(invalid="ignore", divide="ignore"):
+                r = cov[first] / (sd[first] * sd[second])
+            r = np.where(np.isfinite(r), r, 0.0)   # a constant pixel correlates with nothing
+            total[first] += r
+            total[second] += r
+            neighbours[first] += 1
+            neighbours[second] += 1
+        return (total / np.maximum(neighbours, 1)).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # streaming pass
 # ---------------------------------------------------------------------------------------------------------------
 
@@ -150,6 +240,7 @@ class _BinnedStream:
         self.bin_sum = np.zeros(shape, np.float32)
         self.bins_done = 0
         self.binned_out = binned_out
+        self.correlation = _NeighbourCorrelation(height, width, highpass_time)
         if binned_out is None:
             self.win_sum = np.zeros(shape, np.float32)
             self.win_max = np.zeros(shape, np.float32)
@@ -179,6 +270,7 @@ class _BinnedStream:
             np.copyto(self.bin_sum, binned)
         else:
             np.add(self.bin_sum, binned, out=self.bin_sum)
+        self.correlation.add(binned)
         if self.binned_out is None:
             if self.win_count == 0:
                 np.copyto(self.win_sum, binned)
@@ -374,6 +466,7 @@ def compute_summary_images(dset: h5py.Dataset, info: MovieInfo, frame_rate: floa
                 saturated += int(np.count_nonzero(block == top))
             del block
         mean_img, mean_binned = stream.finish(info.n_frames)
+        corr_img = stream.correlation.finish()
         if options.denoise:
             mean_binned, max_img = _denoised_projections(binned, work, mean_binned, highpass_time, tile_bytes)
         else:
@@ -390,6 +483,7 @@ def compute_summary_images(dset: h5py.Dataset, info: MovieInfo, frame_rate: floa
         max_mean_ratio=max_mean_ratio(max_img, mean_binned),
         mean_img_e=enhanced_mean_image(mean_img),
         mean_binned=mean_binned,
+        corr_img=corr_img,
         bin_size=bin_size,
         n_bins=n_bins,
         saturated=saturated,
@@ -404,4 +498,6 @@ def mode_image(mean_img: np.ndarray, max_img: np.ndarray, mode: int) -> np.ndarr
                "meanImgE": lambda: enhanced_mean_image(np.asarray(mean_img, np.float32))}
     if mode not in IMAGE_MODES:
         raise ValueError(f"unknown mode {mode}")
+    if IMAGE_MODES[mode].image not in derived:
+        raise ValueError(f"mode {mode} ({IMAGE_MODES[mode].description}) needs the movie, not only its mean and max")
     return derived[IMAGE_MODES[mode].image]()

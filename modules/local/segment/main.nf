@@ -1,4 +1,5 @@
-// Cellpose 3 on the summary image chosen by --anatomical_only; never reads the movie, so it fits a GPU node.
+// Cellpose 3 on the summary image chosen by --anatomical_only (--detection cellpose or cellpose+...); never
+// reads the movie, so it fits a GPU node.
 process SEGMENT {
     tag "${meta.id}"
     label 'process_low'

@@ -1,4 +1,4 @@
-// One streaming pass over a plane's movie: mean image, max projection, max/mean ratio, enhanced mean.
+// One streaming pass over a plane's movie: mean image, max projection, max/mean ratio, enhanced mean, correlation image.
 process SUMMARY_IMAGES {
     tag "${meta.id}"
     label 'process_single'

@@ -13,6 +13,8 @@ COMMANDS = {
     "synthetic": ("ophys_extraction.cli.synthetic", "write a synthetic session with ground truth (demo and tests)"),
     "summary-images": ("ophys_extraction.cli.summary_images", "movie -> summary.h5 (mean, max, ratio, enhanced)"),
     "segment": ("ophys_extraction.cli.segment", "summary.h5 -> segmentation.h5 (Cellpose 3)"),
+    "functional-detection": ("ophys_extraction.cli.functional_detection",
+                             "movie [+ segmentation.h5] -> segmentation.h5 (suite2p's sparsery / sourcery)"),
     "extract": ("ophys_extraction.cli.extract", "movie + segmentation.h5 -> traces.h5 (suite2p)"),
     "merge": ("ophys_extraction.cli.merge", "summary/segmentation/traces.h5 -> extraction.h5 + detected_ROIs.png"),
     "nwb": ("ophys_extraction.cli.nwb", "extraction.h5 -> <plane>.nwb (pynwb; never reads the movie)"),

@@ -13,10 +13,10 @@ import numpy as np
 
 from ophys_extraction import segmentation
 from ophys_extraction.errors import InputError
-from ophys_extraction.h5io import atomic_h5, write_array
+from ophys_extraction.h5io import atomic_h5, attr_value, write_array
 from ophys_extraction.segmentation import SegmentationParams, SegmentationResult
 from ophys_extraction.options import SEGMENT
-from ophys_extraction.segmentation_input import IMAGE_MODES, required_datasets
+from ophys_extraction.segmentation_input import IMAGE_MODES, SUMMARY_DATASETS, required_datasets
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,7 +47,7 @@ def read_summary(path: Path, names: tuple[str, ...]) -> dict[str, np.ndarray]:
             dset = handle.get(name)
             if not isinstance(dset, h5py.Dataset):
                 raise InputError(path, f"has no dataset '{name}' (a summary.h5 from summary_images.py has "
-                                       "meanImg, maxImg, max_mean_ratio, meanImgE)")
+                                       f"{', '.join(SUMMARY_DATASETS)})")
             if dset.ndim != 2 or min(dset.shape) < 1:
                 raise InputError(path, f"dataset '{name}' has shape {dset.shape}; expected (height, width)")
             if not (np.issubdtype(dset.dtype, np.integer) or np.issubdtype(dset.dtype, np.floating)):
@@ -89,14 +89,7 @@ def write_segmentation(path: Path, result: SegmentationResult, extra_attrs: dict
         write_array(out, "weights", result.weights.astype(np.float32))
         write_array(out, "image", result.image.astype(np.float32))
         for key, value in {**result.attrs, **extra_attrs}.items():
-            out.attrs[key] = _attr_value(value)
-
-
-def _attr_value(value: object) -> object:
-    """HDF5-storable attribute: numpy scalars as Python numbers, strings as UTF-8 str."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    return str(value) if isinstance(value, (str, Path)) else value
+            out.attrs[key] = attr_value(value)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="summary_images.py",
         description="Summary images of a registered movie (mean, high-passed max projection, max/mean ratio, "
-                    "enhanced mean) from temporally binned frames, as suite2p's anatomical detection computes "
+                    "enhanced mean, neighbour correlation) from temporally binned frames, as suite2p's anatomical detection computes "
                     "them; the movie is read once, in chunks.")
     parser.add_argument("--movie", required=True, type=Path, help="HDF5 movie with dataset 'data' (frames, H, W)")
     parser.add_argument("--output", required=True, type=Path, help="summary.h5 to write")
@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         write_array(handle, "maxImg", images.max_img)
         write_array(handle, "max_mean_ratio", images.max_mean_ratio)
         write_array(handle, "meanImgE", images.mean_img_e)
+        write_array(handle, "corrImg", images.corr_img)
         handle.attrs.update({
             # The resolved path: under Nextflow the movie is a symlink in a per-run work dir.
             "movie": str(args.movie.resolve()),
