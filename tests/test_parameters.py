@@ -124,7 +124,7 @@ def test_every_step_parameter_is_in_a_table() -> None:
     in_groups = {name for step in STEPS.values() for name in SCHEMA["$defs"][step.group]["properties"]}
     in_tables = {option.param for table in options.TABLES for option in table.options}
     assert in_groups - in_tables == set(NOT_STEP_OPTIONS)
-    assert len(in_tables) == 25   # 3 SUMMARY_IMAGES + 6 SEGMENT + 14 EXTRACT + 3 NWB, chunk_frames shared
+    assert len(in_tables) == 26   # 3 SUMMARY_IMAGES + 6 SEGMENT + 15 EXTRACT + 3 NWB, chunk_frames shared
 
 
 def test_every_numeric_option_has_a_range_and_says_where_it_comes_from() -> None:

@@ -264,6 +264,9 @@ def test_extract_option_reaches_the_step_and_changes_its_output(interrupted_then
     # The NWB step's own reader, asked at start (ophys-extraction check-start).
     (("--nwb", "--nwb_metadata", str(REPO / "nextflow_schema.json")), "unknown key(s) $defs, $schema, allOf"),
     (("--nwb", "--publish_dir_mode", "move"), "--publish_dir_mode move cannot be used with --nwb"),
+    # EXTRACT's classfile reader, asked at start.
+    (("--classifier", "no-such-classifier.npy"), "no-such-classifier.npy is not a file"),
+    (("--classifier", str(REPO / "nextflow_schema.json")), "not a suite2p classfile"),
 ])
 def test_bad_parameter_stops_before_any_task(tmp_path: Path, demo_input: Path, args, message: str) -> None:
     run = run_pipeline(tmp_path, *TEST_PROFILE, "--input_dir", str(demo_input), *args, timeout=300)

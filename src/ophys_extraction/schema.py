@@ -96,7 +96,11 @@ DATASETS: tuple[DatasetSpec, ...] = (
     DatasetSpec("cellpose/final_locations", "float", (2, HEIGHT, WIDTH), SEGMENTATION,
                 "pixel locations after Euler integration of the flows"),
     DatasetSpec("cellpose/styles", "float", (256,), SEGMENTATION, "style vector of the image"),
-    DatasetSpec("iscell", "float32", (N_ROIS, 2), TRACES, "column 0: 0/1 cell; column 1: classifier probability"),
+    DatasetSpec("iscell", "float32", (N_ROIS, 2), TRACES,
+                "column 0: 0/1 cell; column 1: probability, from the --classifier's classifier"),
+    DatasetSpec("iscell_suite2p", "float32", (N_ROIS, 2), TRACES,
+                "iscell from suite2p's builtin classifier (the original capsule's), whatever --classifier was "
+                "(absent in files written before it was added)", required=False),
     DatasetSpec("neuropil_coords", "int", (3, N_NEUROPIL_PIXELS), TRACES,
                 "(roi index, y, x) of each neuropil mask pixel"),
     DatasetSpec("neuropil_rcoef", "float", (N_ROIS,), TRACES, "neuropil coefficient r used for each ROI"),

@@ -158,13 +158,16 @@ def _check_values(handle: h5py.File, dims: dict[str, int], parameters: dict | No
 
     _check_coords("neuropil_coords", handle["neuropil_coords"][()].astype(np.int64), n_rois, height, width, problems)
 
-    iscell = handle["iscell"][()]
-    if iscell.size:
-        if not np.isin(iscell[:, 0], (0.0, 1.0)).all():
-            problems.append("iscell: column 0 has values other than 0/1")
-        prob = iscell[:, 1]
-        if not (np.all(np.isfinite(prob)) and np.all((prob >= 0) & (prob <= 1))):
-            problems.append("iscell: column 1 (probability) outside [0, 1]")
+    for name in ("iscell", "iscell_suite2p"):
+        if name not in handle:
+            continue
+        iscell = handle[name][()]
+        if iscell.size:
+            if not np.isin(iscell[:, 0], (0.0, 1.0)).all():
+                problems.append(f"{name}: column 0 has values other than 0/1")
+            prob = iscell[:, 1]
+            if not (np.all(np.isfinite(prob)) and np.all((prob >= 0) & (prob <= 1))):
+                problems.append(f"{name}: column 1 (probability) outside [0, 1]")
 
     for path in ("neuropil_rcoef", RAW_RCOEF):
         if path in handle:
