@@ -249,6 +249,28 @@ def test_extract_option_reaches_the_step_and_changes_its_output(interrupted_then
     assert not differing & {"rois/coords", "rois/data", "traces/roi", "cellpose/masks"}, comparison.problems
 
 
+def test_classifier_parameter_reaches_extract(interrupted_then_resumed) -> None:
+    """--classifier suite2p reaches EXTRACT (quoted in its command), reruns only EXTRACT and MERGE with -resume, and
+    makes iscell suite2p's builtin answer, which the default run keeps as iscell_suite2p."""
+    run = interrupted_then_resumed
+    assert run.returncode == 0, run.output
+    sheet = run.launch_dir.parent / "data" / "plane_0_classifier.csv"
+    sheet.write_text("plane_id,movie,frame_rate\nplane_0,movies/plane_0.h5,10\n")
+    builtin = run_pipeline(run.launch_dir, *TEST_PROFILE, "--input", str(sheet), "--classifier", "suite2p",
+                           "-resume", outdir=run.launch_dir / "classifier_suite2p")
+    assert builtin.returncode == 0, builtin.output
+    status = {row["process"]: row for row in trace_rows(builtin.outdir) if row["process"] != "SESSION_SUMMARY"}
+    assert {name: row["status"] for name, row in status.items()} == {
+        "SUMMARY_IMAGES": "CACHED", "SEGMENT": "CACHED", "EXTRACT": "COMPLETED", "MERGE": "COMPLETED"}
+    [extract_dir] = (run.launch_dir / "work").glob(status["EXTRACT"]["hash"] + "*")
+    assert "--classifier='suite2p'" in (extract_dir / ".command.sh").read_text()
+    with h5py.File(builtin.outdir / "plane_0" / "extraction" / "extraction.h5", "r") as new, \
+            h5py.File(run.outdir / "plane_0" / "extraction" / "extraction.h5", "r") as default:
+        np.testing.assert_array_equal(new["iscell"][()], new["iscell_suite2p"][()])
+        np.testing.assert_array_equal(new["iscell"][()], default["iscell_suite2p"][()])
+        assert default["iscell"][:, 0].sum() > new["iscell"][:, 0].sum()
+
+
 @pytest.mark.parametrize("args, message", [
     (("--anatomical_only", "7"), "--anatomical_only 7: must be one of 1, 2, 3, 4"),
     (("--lam_percentile", "150"), "--lam_percentile 150: must be in [0, 100] (suite2p: a percentile)"),

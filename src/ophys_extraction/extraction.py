@@ -92,7 +92,7 @@ def write_traces(path: Path, F: np.ndarray, Fneu: np.ndarray, r: np.ndarray, sta
             corrected[rows] = block
             skew[rows], std[rows] = classify.trace_stats(block)
             low_baseline[rows] = classify.baseline_at_or_below_zero(block)
-        classify.set_stats(stats, {"skew": skew, **features})
+        classify.set_stats(stats, {"skew": skew, "std": std, **features})
         iscell = classify.classify(stats, classfile)
         builtin = classify.builtin_classifier_path()
         iscell_suite2p = iscell if classfile == builtin else classify.classify(stats, builtin)
@@ -170,11 +170,11 @@ def classifier_keys(options: ExtractionOptions, segmentation: Path, seg_images: 
 def _extract(movie: Path, segmentation: Path, output: Path, masks: np.ndarray, weights: np.ndarray,
              seg_attrs: dict, options: ExtractionOptions, seg_images: dict[str, np.ndarray]) -> str:
     t0 = time.perf_counter()
-    classfile, keys = classifier_keys(options, segmentation, seg_images)
     with open_movie(movie) as (dset, info):
         if (info.height, info.width) != masks.shape:
             raise InputError(info.path, f"frame size {info.height}x{info.width} does not match the segmentation "
                                         f"masks {masks.shape[0]}x{masks.shape[1]} of {segmentation}")
+        classfile, keys = classifier_keys(options, segmentation, seg_images)   # before the trace pass
         n_chunk = options.chunk_frames or chunk_frames(info, dset)
 
         # suite2p (slow to import) only from here on: --help and input errors stay fast.
