@@ -91,7 +91,8 @@ def test_training_is_deterministic_and_writes_suite2p_s_format(tmp_path):
     assert a.read_bytes() == b.read_bytes()
     model = np.load(a, allow_pickle=True).item()
     n_rows = model["stats"].shape[0]
-    assert model["stats"].shape == (n_rows, 3) and model["iscell"].shape == (n_rows,) and list(model["keys"]) == list(keys)
+    assert model["stats"].shape == (n_rows, 3) and model["iscell"].shape == (n_rows,)
+    assert list(model["keys"]) == list(keys)
     assert classify.read_keys(a) == keys
     loaded = Classifier(str(a), keys=list(keys))
     assert loaded.loaded

@@ -1,7 +1,7 @@
 """EXTRACT step's logic (its outputs: docs/output.md): suite2p ROI statistics and masks from the segmentation, F and
 Fneu in one streaming pass over the movie, neuropil correction, skew/std, the dF/F baseline flag, the anatomical
-features (roi_features) and the cell classifier (--classifier; suite2p's builtin one beside it), written to traces.h5 (see docs/architecture.md). `cli/extract.py` parses the options and reads
-the segmentation."""
+features (roi_features) and the cell classifier (--classifier; suite2p's builtin one beside it), written to
+traces.h5 (see docs/architecture.md). `cli/extract.py` parses the options and reads the segmentation."""
 
 from __future__ import annotations
 
