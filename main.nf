@@ -42,6 +42,8 @@ if (!paramProblems) {
     if (params.suite2p_folder && params.publish_dir_mode == 'move') {
         paramProblems << "--publish_dir_mode move cannot be used with --suite2p_folder: its step reads extraction.h5 after MERGE publishes it (use copy or link)"
     }
+    def classifierProblem = classifierProblem()
+    if (classifierProblem) paramProblems << classifierProblem
 }
 if (paramProblems) {
     paramProblems.each { log.error "${it}" }
@@ -58,6 +60,14 @@ def nwbProblem() {
     def metadata = file(params.nwb_metadata.toString(), glob: false)
     def problem = StartCheck.problem(projectDir, ['--nwb_metadata', metadata.toString()]) { log.warn "--nwb_metadata ${metadata}: ${it}" }
     return problem ? "--nwb_metadata ${problem}" : null
+}
+
+/** What is wrong with a classfile given as --classifier (EXTRACT's own reader, asked at start), or null. */
+def classifierProblem() {
+    def value = params.classifier.toString()
+    if (value in ['anatomical', 'suite2p']) return null
+    def classfile = file(value, glob: false)
+    return StartCheck.problem(projectDir, ['--classifier', classfile.toString()]) { log.warn "--classifier ${classfile}: ${it}" }
 }
 
 /** [every plane id found, [meta, movie] of the planes to process, plane id -> why it failed before any task]. */

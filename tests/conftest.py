@@ -190,6 +190,8 @@ def make_plane(folder: Path, drop: tuple[int, ...] = (3,), n_labels: int = 6, fr
         f["rois/soma_crop"] = np.ones(n_pixels, bool)
         f["rois/overlap"] = np.zeros(n_pixels, bool)
         f["iscell"] = np.stack([np.arange(n_rois) % 2 == 0, rng.uniform(0, 1, n_rois)], axis=1).astype(np.float32)
+        suite2p_prob = np.linspace(0.1, 0.9, n_rois)   # suite2p's builtin classifier's answer, as EXTRACT keeps it
+        f["iscell_suite2p"] = np.stack([suite2p_prob > 0.5, suite2p_prob], axis=1).astype(np.float32)
         f["neuropil_coords"] = neuropil_arr
         f["neuropil_rcoef"] = r
         if mutual_info:

@@ -111,7 +111,8 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, subject: Path | str
 
 @pytest.fixture
 def segmentation_file(tmp_path: Path) -> Path:
-    """A minimal segmentation.h5 for 24 x 24 movies: two square ROIs."""
+    """A minimal segmentation.h5 for 24 x 24 movies: two square ROIs, with what the default classifier's features come
+    from (cell probability, flows, the segmented image; the values do not matter here)."""
     masks = np.zeros((24, 24), np.int32)
     masks[3:9, 3:9] = 1
     masks[14:20, 12:18] = 2
@@ -119,6 +120,9 @@ def segmentation_file(tmp_path: Path) -> Path:
     with h5py.File(path, "w") as handle:
         handle.create_dataset("cellpose/masks", data=masks)
         handle.create_dataset("weights", data=np.ones((24, 24), np.float32))
+        handle.create_dataset("cellpose/cellprob", data=np.where(masks > 0, 2.0, -2.0).astype(np.float32))
+        handle.create_dataset("cellpose/flows", data=np.zeros((2, 24, 24), np.float32))
+        handle.create_dataset("image", data=np.ones((24, 24), np.float32))
     return path
 
 

@@ -1,7 +1,8 @@
 """EXTRACT: suite2p ROI stats and masks, streaming F/Fneu (checked against suite2p's own extract_traces), the
 mutual-information neuropil coefficient (checked against the per-ROI skimage loop), classification and the CLI.
 
-Inputs are written directly (a movie and a segmentation.h5 with `cellpose/masks` and `weights`, all extract needs).
+Inputs are written directly (a movie and a segmentation.h5 with `cellpose/masks` and `weights`, and the Cellpose
+outputs and image the bundled classifier's features come from).
 suite2p is imported once per session (about 10 s) by the `s2p` fixture.
 """
 
@@ -61,6 +62,18 @@ def make_movie(masks: np.ndarray, frames: int, seed: int = 0, dtype=np.int16) ->
     return movie.astype(dtype), cells
 
 
+def mask_flows(masks: np.ndarray) -> np.ndarray:
+    from cellpose.dynamics import masks_to_flows
+    if not masks.any():
+        return np.zeros((2, *masks.shape), np.float32)
+    return (5 * masks_to_flows(masks.astype(np.int32), device=torch_cpu())).astype(np.float32)
+
+
+def torch_cpu():
+    import torch
+    return torch.device("cpu")
+
+
 def write_inputs(folder: Path, masks: np.ndarray, frames: int = 150, seed: int = 0, dtype=np.int16,
                  movie: np.ndarray | None = None, seg_attrs: dict | None = None) -> tuple[Path, Path]:
     folder.mkdir(parents=True, exist_ok=True)
@@ -76,6 +89,11 @@ def write_inputs(folder: Path, masks: np.ndarray, frames: int = 150, seed: int =
     with h5py.File(seg_path, "w") as handle:
         handle.create_dataset("cellpose/masks", data=masks.astype(np.int32))
         handle.create_dataset("weights", data=weights)
+        # What the bundled classifier's features come from, as SEGMENT writes them: a cell probability high inside
+        # the masks, the flows of the masks (Cellpose's network output is 5x masks_to_flows), the segmented image.
+        handle.create_dataset("cellpose/cellprob", data=np.where(masks > 0, 3.0, -3.0).astype(np.float32))
+        handle.create_dataset("cellpose/flows", data=mask_flows(masks))
+        handle.create_dataset("image", data=mean.astype(np.float32))
         for key, value in (seg_attrs or {"diameter_used": 9.0}).items():
             handle.attrs[key] = value
     return movie_path, seg_path
@@ -338,7 +356,8 @@ def test_cli_output_datasets_and_values(tmp_path, s2p):
     n, T = len(LABELS), 160
     expected = ({f"traces/{k}" for k in ("corrected", "roi", "neuropil", "skew", "std", "baseline_at_or_below_zero")}
                 | {f"rois/{k}" for k in ("data", "coords", "shape", *rois.STAT_KEYS)}
-                | {"iscell", "neuropil_coords", "neuropil_rcoef", "raw_neuropil_rcoef_mutualinfo", "labels"})
+                | {"iscell", "iscell_suite2p", "neuropil_coords", "neuropil_rcoef", "raw_neuropil_rcoef_mutualinfo",
+                   "labels"})
     assert set(d) - {"attrs"} == expected
     for key in ("corrected", "roi", "neuropil"):
         assert d[f"traces/{key}"].dtype == np.float32 and d[f"traces/{key}"].shape == (n, T)
@@ -360,10 +379,11 @@ def test_cli_output_datasets_and_values(tmp_path, s2p):
     np.testing.assert_allclose(d["traces/std"], d["traces/corrected"].std(axis=1), rtol=1e-5)
     low = d["traces/baseline_at_or_below_zero"]
     assert low.dtype == np.bool_ and low.tolist() == (np.median(d["traces/corrected"], axis=1) <= 0).tolist()
-    iscell = d["iscell"]
-    assert iscell.dtype == np.float32 and iscell.shape == (n, 2)
-    assert np.isin(iscell[:, 0], (0, 1)).all() and ((iscell[:, 1] >= 0) & (iscell[:, 1] <= 1)).all()
-    np.testing.assert_array_equal(iscell[:, 0], iscell[:, 1] > 0.5)
+    for name in ("iscell", "iscell_suite2p"):
+        iscell = d[name]
+        assert iscell.dtype == np.float32 and iscell.shape == (n, 2)
+        assert np.isin(iscell[:, 0], (0, 1)).all() and ((iscell[:, 1] >= 0) & (iscell[:, 1] <= 1)).all()
+        np.testing.assert_array_equal(iscell[:, 0], iscell[:, 1] > 0.5)
 
     params = json.loads(d["attrs"]["parameters"])
     assert params["use_suite2p_neuropil"] is False and params["diameter_used"] == 9.0
@@ -474,6 +494,52 @@ def test_cli_bad_movie_and_options(tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith(f"ERROR: {subject}: "), err
         assert not out.exists()
+
+
+def test_cli_classifier_choice(tmp_path, s2p):
+    """--classifier suite2p: iscell is suite2p's builtin answer (the original capsule's) and equals iscell_suite2p;
+    the default (the bundled classifier) keeps that answer beside its own; a lab's classfile on keys the ROIs have
+    (here its own copy of the builtin one) gives the same as the builtin."""
+    movie, seg = write_inputs(tmp_path, disc_masks(), frames=120)
+    s2p_out = read_all(run_extract(movie, seg, tmp_path / "s2p.h5", "--classifier", "suite2p"))
+    default = read_all(run_extract(movie, seg, tmp_path / "default.h5"))
+    np.testing.assert_array_equal(s2p_out["iscell"], s2p_out["iscell_suite2p"])
+    np.testing.assert_array_equal(default["iscell_suite2p"], s2p_out["iscell"])
+    params = json.loads(default["attrs"]["parameters"])
+    assert params["classifier"] == classify.BUNDLED_CLASSIFIER and "cellprob" in params["classifier_keys"]
+    lab = tmp_path / "lab_classifier.npy"
+    lab.write_bytes(classify.builtin_classifier_path().read_bytes())
+    lab_out = read_all(run_extract(movie, seg, tmp_path / "lab.h5", "--classifier", str(lab)))
+    np.testing.assert_array_equal(lab_out["iscell"], s2p_out["iscell"])
+
+
+def test_cli_bad_classifier(tmp_path, s2p, capsys):
+    """A classifier that cannot be used, or a segmentation without what its features come from: one line naming the
+    file, exit 2, nothing written. suite2p's builtin classifier needs none of those datasets."""
+    movie, seg = write_inputs(tmp_path, disc_masks(), frames=40)
+    not_classfile = tmp_path / "not_a_classifier.npy"
+    np.save(not_classfile, np.zeros(3))
+    unknown_key = tmp_path / "unknown_key.npy"
+    np.save(unknown_key, {"stats": np.zeros((4, 1)), "iscell": np.array([0, 1, 0, 1]), "keys": ["no_such_stat"]})
+    out = tmp_path / "traces.h5"
+    cases = [([str(tmp_path / "nope.npy")], f"--classifier {tmp_path / 'nope.npy'}"),
+             ([str(not_classfile)], str(not_classfile)), ([str(unknown_key)], str(unknown_key))]
+    for value, subject in cases:
+        with pytest.raises(SystemExit) as exit_info:
+            run_cli(extract_main, ["--movie", str(movie), "--segmentation", str(seg), "--output", str(out),
+                                   "--classifier", *value])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"ERROR: {subject}: "), err
+        assert not out.exists()
+    with h5py.File(seg, "a") as handle:
+        del handle["cellpose/cellprob"]
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(extract_main, ["--movie", str(movie), "--segmentation", str(seg), "--output", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2 and len(err) == 1
+    assert err[0].startswith(f"ERROR: {seg}: missing dataset 'cellpose/cellprob'") and not out.exists()
+    run_extract(movie, seg, out, "--classifier", "suite2p")
 
 
 def test_bin_script_is_a_thin_wrapper():

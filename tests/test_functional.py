@@ -12,9 +12,9 @@ import pytest
 from ophys_extraction import schema
 from ophys_extraction.cli.functional_detection import main as functional_main
 from ophys_extraction.errors import run_cli
-from ophys_extraction.functional import (ORIGIN_CELLPOSE, ORIGIN_FUNCTIONAL, UNION_MAX_SHARED, FunctionalOptions,
-                                         add_rois, binned_movie, binning)
+from ophys_extraction.functional import UNION_MAX_SHARED, FunctionalOptions, add_rois, binned_movie, binning
 from ophys_extraction.metrics import found_rois
+from ophys_extraction.schema import ORIGIN_CELLPOSE, ORIGIN_FUNCTIONAL
 from ophys_extraction.movie import open_movie
 
 from conftest import write_h5

@@ -352,6 +352,10 @@ def _break(f: h5py.File, case: str) -> None:
         iscell = f["iscell"][()]
         iscell[1, 1] = 1.5
         replace("iscell", iscell)
+    elif case == "iscell_suite2p probability":
+        iscell = f["iscell_suite2p"][()]
+        iscell[1, 1] = -0.5
+        replace("iscell_suite2p", iscell)
     elif case == "non-finite traces":
         f["traces/neuropil"][3, 17] = np.nan
     elif case == "rois/shape":
@@ -400,6 +404,7 @@ VALIDATOR_CASES = {
     "npix mismatch": "rois/npix: differs",
     "iscell not 0/1": "iscell: column 0",
     "iscell probability": "iscell: column 1",
+    "iscell_suite2p probability": "iscell_suite2p: column 1",
     "non-finite traces": "traces/neuropil: 1 non-finite",
     "rois/shape": "rois/shape: (5, 49, 64)",
     "rcoef range": "neuropil_rcoef: values outside [0, 2]",

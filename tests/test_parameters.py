@@ -134,9 +134,9 @@ def test_every_step_parameter_is_in_a_table() -> None:
     in_groups = {name for step in STEPS.values() for name in SCHEMA["$defs"][step.group]["properties"]}
     in_tables = {option.param for table in options.TABLES for option in table.options}
     assert in_groups - in_tables == set(NOT_STEP_OPTIONS)
-    # 3 SUMMARY_IMAGES + 6 SEGMENT + 6 FUNCTIONAL_DETECTION + 14 EXTRACT + 3 NWB + 1 SUITE2P_FOLDER, chunk_frames
+    # 3 SUMMARY_IMAGES + 6 SEGMENT + 6 FUNCTIONAL_DETECTION + 15 EXTRACT + 3 NWB + 1 SUITE2P_FOLDER, chunk_frames
     # shared
-    assert len(in_tables) == 32
+    assert len(in_tables) == 33
 
 
 def test_every_numeric_option_has_a_range_and_says_where_it_comes_from() -> None:

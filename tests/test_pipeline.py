@@ -220,6 +220,8 @@ def test_functional_detection_alone_and_added_to_cellpose(demo_run, demo_input: 
         with h5py.File(extraction, "r") as f:
             origin = f["rois/origin"][()]
             assert set(np.unique(origin)) <= origins and len(origin) > 0
+            functional = origin == 1   # scored by suite2p's builtin classifier, made for functional ROIs
+            np.testing.assert_array_equal(f["iscell"][()][functional], f["iscell_suite2p"][()][functional])
             if detection != "sparsery":
                 assert (origin[:n_cellpose] == 0).all()   # Cellpose's ROIs first, as in the Cellpose-only run
 
@@ -328,6 +330,28 @@ def test_extract_option_reaches_the_step_and_changes_its_output(interrupted_then
     assert not differing & {"rois/coords", "rois/data", "traces/roi", "cellpose/masks"}, comparison.problems
 
 
+def test_classifier_parameter_reaches_extract(interrupted_then_resumed) -> None:
+    """--classifier suite2p reaches EXTRACT (quoted in its command), reruns only EXTRACT and MERGE with -resume, and
+    makes iscell suite2p's builtin answer, which the default run keeps as iscell_suite2p."""
+    run = interrupted_then_resumed
+    assert run.returncode == 0, run.output
+    sheet = run.launch_dir.parent / "data" / "plane_0_classifier.csv"
+    sheet.write_text("plane_id,movie,frame_rate\nplane_0,movies/plane_0.h5,10\n")
+    builtin = run_pipeline(run.launch_dir, *TEST_PROFILE, "--input", str(sheet), "--classifier", "suite2p",
+                           "-resume", outdir=run.launch_dir / "classifier_suite2p")
+    assert builtin.returncode == 0, builtin.output
+    status = {row["process"]: row for row in trace_rows(builtin.outdir) if row["process"] != "SESSION_SUMMARY"}
+    assert {name: row["status"] for name, row in status.items()} == {
+        "SUMMARY_IMAGES": "CACHED", "SEGMENT": "CACHED", "EXTRACT": "COMPLETED", "MERGE": "COMPLETED"}
+    [extract_dir] = (run.launch_dir / "work").glob(status["EXTRACT"]["hash"] + "*")
+    assert "--classifier='suite2p'" in (extract_dir / ".command.sh").read_text()
+    with h5py.File(builtin.outdir / "plane_0" / "extraction" / "extraction.h5", "r") as new, \
+            h5py.File(run.outdir / "plane_0" / "extraction" / "extraction.h5", "r") as default:
+        np.testing.assert_array_equal(new["iscell"][()], new["iscell_suite2p"][()])
+        np.testing.assert_array_equal(new["iscell"][()], default["iscell_suite2p"][()])
+        assert default["iscell"][:, 0].sum() > new["iscell"][:, 0].sum()
+
+
 @pytest.mark.parametrize("args, message", [
     (("--anatomical_only", "7"), "--anatomical_only 7: must be one of 1, 2, 3, 4, 5"),
     (("--lam_percentile", "150"), "--lam_percentile 150: must be in [0, 100] (suite2p: a percentile)"),
@@ -343,6 +367,9 @@ def test_extract_option_reaches_the_step_and_changes_its_output(interrupted_then
     # The NWB step's own reader, asked at start (ophys-extraction check-start).
     (("--nwb", "--nwb_metadata", str(REPO / "nextflow_schema.json")), "unknown key(s) $defs, $schema, allOf"),
     (("--nwb", "--publish_dir_mode", "move"), "--publish_dir_mode move cannot be used with --nwb"),
+    # EXTRACT's classfile reader, asked at start.
+    (("--classifier", "no-such-classifier.npy"), "no-such-classifier.npy is not a file"),
+    (("--classifier", str(REPO / "nextflow_schema.json")), "not a suite2p classfile"),
 ])
 def test_bad_parameter_stops_before_any_task(tmp_path: Path, demo_input: Path, args, message: str) -> None:
     run = run_pipeline(tmp_path, *TEST_PROFILE, "--input_dir", str(demo_input), *args, timeout=300)

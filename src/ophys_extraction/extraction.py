@@ -1,7 +1,7 @@
 """EXTRACT step's logic (its outputs: docs/output.md): suite2p ROI statistics and masks from the segmentation, F and
-Fneu in one streaming pass over the movie, neuropil correction, skew/std, the dF/F baseline flag and suite2p's
-built-in classifier, written to traces.h5 (see docs/architecture.md). `cli/extract.py` parses the options and reads
-the segmentation."""
+Fneu in one streaming pass over the movie, neuropil correction, skew/std, the dF/F baseline flag, the anatomical
+features (roi_features) and the cell classifier (--classifier; suite2p's builtin one beside it), written to
+traces.h5 (see docs/architecture.md). `cli/extract.py` parses the options and reads the segmentation."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from ophys_extraction.h5io import atomic_h5, write_array
 from ophys_extraction.movie import chunk_frames, open_movie
 from ophys_extraction.options import EXTRACT as _TABLE
 from ophys_extraction.provenance import package_versions
+from ophys_extraction.schema import LABEL_ORIGIN, ORIGIN_FUNCTIONAL
 
 # suite2p settings exposed as options; None = suite2p's default (read from suite2p.parameters at run time).
 SUITE2P_OPTIONS = ("max_overlap", "soma_crop", "npix_norm_min", "npix_norm_max", "allow_overlap",
@@ -43,6 +44,7 @@ class ExtractionOptions:
     circular_neuropil: bool | None = _TABLE.default("circular_neuropil")
     lam_percentile: float = _TABLE.default("lam_percentile")
     neuropil_coefficient: float | None = _TABLE.default("neuropil_coefficient")
+    classifier: str = _TABLE.default("classifier")        # "anatomical" (bundled), "suite2p" or a classfile path
 
     def validate(self) -> None:
         """One InputError naming every value that cannot work."""
@@ -74,10 +76,14 @@ def resolve_diameter(given: float, seg_attrs: dict, masks: np.ndarray) -> tuple[
 
 
 def write_traces(path: Path, F: np.ndarray, Fneu: np.ndarray, r: np.ndarray, stats: list,
-                 result: dict, attrs: dict) -> None:
+                 result: dict, attrs: dict, classfile: Path, features: dict[str, np.ndarray],
+                 functional: np.ndarray | None = None) -> None:
     """traces.h5. The corrected traces are computed block by block straight into the file (with their skew, std and
-    baseline flag), so they are never all in memory; `stats` (suite2p's ROI statistics) and the skew feed the
-    classifier."""
+    baseline flag), so they are never all in memory; `stats` (suite2p's ROI statistics), the skew and `features`
+    (roi_features) go into the stat dicts, and `classfile`'s classifier gives iscell, suite2p's builtin one
+    iscell_suite2p. ROIs of suite2p's functional detection (`functional`, bool per ROI) take the builtin classifier's
+    answer when the classfile is the bundled one, whose features describe Cellpose's ROIs; the builtin one was made
+    for functional ROIs."""
     from ophys_extraction import classify, neuropil
     with atomic_h5(path) as out:
         traces = out.create_group("traces")
@@ -90,7 +96,12 @@ def write_traces(path: Path, F: np.ndarray, Fneu: np.ndarray, r: np.ndarray, sta
             corrected[rows] = block
             skew[rows], std[rows] = classify.trace_stats(block)
             low_baseline[rows] = classify.baseline_at_or_below_zero(block)
-        iscell = classify.classify(stats, skew)
+        classify.set_stats(stats, {"skew": skew, "std": std, **features})
+        iscell = classify.classify(stats, classfile)
+        builtin = classify.builtin_classifier_path()
+        iscell_suite2p = iscell if classfile == builtin else classify.classify(stats, builtin)
+        if functional is not None and Path(classfile) == classify.BUNDLED_CLASSFILE:
+            iscell = np.where(functional[:, None], iscell_suite2p, iscell)
         for name, values in (("roi", F), ("neuropil", Fneu), ("skew", skew), ("std", std)):
             write_array(traces, name, np.asarray(values, np.float32), compress=False)
         write_array(traces, "baseline_at_or_below_zero", low_baseline)
@@ -98,6 +109,7 @@ def write_traces(path: Path, F: np.ndarray, Fneu: np.ndarray, r: np.ndarray, sta
         for name, value in result["rois"].items():
             write_array(group, name, value)
         write_array(out, "iscell", np.asarray(iscell, np.float32))
+        write_array(out, "iscell_suite2p", np.asarray(iscell_suite2p, np.float32))
         write_array(out, "neuropil_coords", result["neuropil_coords"])
         write_array(out, "neuropil_rcoef", np.asarray(r, np.float64))
         if result["raw_r"] is not None:
@@ -107,25 +119,68 @@ def write_traces(path: Path, F: np.ndarray, Fneu: np.ndarray, r: np.ndarray, sta
             out.attrs[key] = value
 
 
+def classifier_features(keys: tuple[str, ...], stats: list, masks: np.ndarray, seg_images: dict[str, np.ndarray],
+                        F: np.ndarray, Fneu: np.ndarray) -> dict[str, np.ndarray]:
+    """The roi_features values of the ROIs (`stats`, in ROI order) that the classifier's `keys` use, each from
+    the segmentation's outputs it needs (`seg_images`: FEATURE_SOURCES' datasets, as read)."""
+    from ophys_extraction import roi_features, rois
+    wanted = [k for k in roi_features.FEATURE_KEYS if k in keys]
+    if not wanted:
+        return {}
+    labels = rois.roi_labels(stats)
+    kept = np.where(np.isin(masks, labels), masks, 0) if len(stats) else np.zeros_like(masks)
+    n = len(stats)
+    out: dict[str, np.ndarray] = {}
+    if "cellprob" in wanted:
+        out["cellprob"] = roi_features.label_means(seg_images["cellpose/cellprob"], kept, labels) if n else np.zeros(0)
+    if "flow_error" in wanted:
+        out["flow_error"] = roi_features.flow_error(kept, seg_images["cellpose/flows"], labels)
+    if "contrast" in wanted:
+        out["contrast"] = roi_features.ring_contrast(seg_images["image"], kept, labels) if n else np.zeros(0)
+    if "neuropil_ratio" in wanted:
+        out["neuropil_ratio"] = roi_features.neuropil_ratio(F.mean(axis=1), Fneu.mean(axis=1)) if n else np.zeros(0)
+    return out
+
+
 def extract_plane(movie: Path, segmentation: Path, output: Path, masks: np.ndarray, weights: np.ndarray,
-                  seg_attrs: dict, options: ExtractionOptions) -> str:
+                  seg_attrs: dict, options: ExtractionOptions, seg_images: dict[str, np.ndarray] | None = None) -> str:
     """Extract one plane's traces into `output` (traces.h5) from its movie and its segmentation (already read:
-    `masks`, `weights`, `seg_attrs`); returns the step's one-line report."""
+    `masks`, `weights`, `seg_attrs`, and those of FEATURE_SOURCES' datasets it has, `seg_images`); returns the
+    step's one-line report."""
     import numba
     previous = numba.get_num_threads()
     try:
-        return _extract(movie, segmentation, output, masks, weights, seg_attrs, options)
+        return _extract(movie, segmentation, output, masks, weights, seg_attrs, options, seg_images or {})
     finally:
         numba.set_num_threads(previous)
 
 
+def classifier_keys(options: ExtractionOptions, segmentation: Path, seg_images: dict[str, np.ndarray]
+                    ) -> tuple[Path, tuple[str, ...]]:
+    """(classfile, its keys) of --classifier, checked before any frame is read: the classfile is one suite2p can
+    use, and the segmentation has every dataset its features come from."""
+    from ophys_extraction import classify
+    from ophys_extraction.roi_features import FEATURE_SOURCES
+    classfile = classify.classifier_path(options.classifier)
+    if not classfile.is_file():
+        raise InputError(classfile, "classifier file does not exist (--classifier)")
+    keys = classify.read_keys(classfile)
+    for key in keys:
+        source = FEATURE_SOURCES.get(key)
+        if source is not None and source not in seg_images:
+            raise InputError(segmentation, f"missing dataset '{source}', from which the classifier "
+                                           f"{options.classifier} takes its feature {key}")
+    return classfile, keys
+
+
 def _extract(movie: Path, segmentation: Path, output: Path, masks: np.ndarray, weights: np.ndarray,
-             seg_attrs: dict, options: ExtractionOptions) -> str:
+             seg_attrs: dict, options: ExtractionOptions, seg_images: dict[str, np.ndarray]) -> str:
     t0 = time.perf_counter()
     with open_movie(movie) as (dset, info):
         if (info.height, info.width) != masks.shape:
             raise InputError(info.path, f"frame size {info.height}x{info.width} does not match the segmentation "
                                         f"masks {masks.shape[0]}x{masks.shape[1]} of {segmentation}")
+        classfile, keys = classifier_keys(options, segmentation, seg_images)   # before the trace pass
         n_chunk = options.chunk_frames or chunk_frames(info, dset)
 
         # suite2p (slow to import) only from here on: --help and input errors stay fast.
@@ -157,6 +212,9 @@ def _extract(movie: Path, segmentation: Path, output: Path, masks: np.ndarray, w
     r, raw_r = neuropil.coefficients(F, Fneu, use_suite2p=options.use_suite2p_neuropil,
                                      neucoeff=settings["neuropil_coefficient"])
     phases["neuropil"] = time.perf_counter() - t1
+    t1 = time.perf_counter()
+    features = classifier_features(keys, stats, masks, seg_images, F, Fneu)
+    phases["classifier features"] = time.perf_counter() - t1
     n_labels = int(np.unique(masks[masks > 0]).size)
     result = {
         "rois": rois.flatten_stats(stats, Ly, Lx),
@@ -168,6 +226,7 @@ def _extract(movie: Path, segmentation: Path, output: Path, masks: np.ndarray, w
         "neuropil_method": "suite2p" if options.use_suite2p_neuropil else "mutualinfo",
         "diameter": float(options.diameter), "diameter_used": diameter, "diameter_source": diameter_source,
         "chunk_frames": int(n_chunk), "threads": int(threads),
+        "classifier": options.classifier, "classifier_keys": list(keys),
         **{k: (v.item() if isinstance(v, np.generic) else v) for k, v in settings.items()},
     }
     vers = package_versions()
@@ -182,7 +241,9 @@ def _extract(movie: Path, segmentation: Path, output: Path, masks: np.ndarray, w
         "runtime_seconds": time.perf_counter() - t0,
     }
     t1 = time.perf_counter()
-    write_traces(output, F, Fneu, r, stats, result, attrs)
+    origin = seg_images.get(LABEL_ORIGIN)
+    functional = None if origin is None else origin[np.asarray(result["labels"], np.int64) - 1] == ORIGIN_FUNCTIONAL
+    write_traces(output, F, Fneu, r, stats, result, attrs, classfile, features, functional)
     phases["correct, classify, write"] = time.perf_counter() - t1
     return (f"extract: {len(stats)} ROIs ({n_labels - len(stats)} of {n_labels} Cellpose labels dropped by suite2p), "
           f"{info.n_frames} frames of {movie}, neuropil {parameters['neuropil_method']}, in "

@@ -22,10 +22,10 @@ import numpy as np
 
 from ophys_extraction.movie import MovieInfo, chunk_frames, iter_chunks
 from ophys_extraction.options import FUNCTIONAL as _TABLE
+from ophys_extraction.schema import ORIGIN_FUNCTIONAL
 
 HIGHPASS_TIME = 100        # suite2p 1.1 settings["detection"]["highpass_time"] (bins)
 UNION_MAX_SHARED = 0.25    # share of a functional ROI's pixels that may lie in Cellpose ROIs for it to be added
-ORIGIN_CELLPOSE, ORIGIN_FUNCTIONAL = 0, 1   # rois/origin (docs/output.md)
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ def add_rois(labels: np.ndarray, weights: np.ndarray, origin: np.ndarray, stats:
 
     `max_shared`: a ROI with more than this share of its pixels already labelled is left out (None: no limit, for a
     functional detection alone, where only a ROI with no free pixel is left out). `origin[k - 1]` is where label k
-    came from (ORIGIN_*).
+    came from (schema.ORIGIN_*).
     """
     labels, weights = labels.astype(np.int32).copy(), weights.astype(np.float32).copy()
     added = []

@@ -64,9 +64,12 @@ SERIES = {"raw": ("traces/roi", "raw ROI traces (neuropil-corrupted), extraction
 IMAGE_DATASETS = {"meanImg": "mean image", "maxImg": "max projection of the high-pass filtered binned movie",
                   "corrImg": "correlation image: mean Pearson r of each pixel with its 8 neighbours over the "
                              "high-pass filtered binned movie"}
-COLUMNS = {"iscell": ("iscell", "two columns: 0/1 cell (suite2p's classifier, or a curation), probability"),
+COLUMNS = {"iscell": ("iscell", "two columns: 0/1 cell, probability; from the classifier EXTRACT's --classifier "
+                                "chose (parameters attribute: classifier), or a curation"),
            schema.ISCELL_ORIGINAL: (schema.ISCELL_ORIGINAL, "iscell as the classifier gave it, before curation "
                                                             "(only in a curated file)"),
+           "iscell_suite2p": ("iscell_suite2p", "two columns: 0/1 cell, probability; from suite2p's builtin "
+                                                "classifier (the original capsule's iscell)"),
            "neuropil_rcoef": ("neuropil_rcoef", "neuropil coefficient r used for the corrected trace"),
            schema.RAW_RCOEF: (schema.RAW_RCOEF, "mutual-information r before r >= 1 was replaced"),
            "baseline_at_or_below_zero": (schema.LOW_BASELINE,

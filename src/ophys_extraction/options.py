@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ophys_extraction.classify import BUNDLED_CLASSIFIER, SUITE2P, classifier_problem
 from ophys_extraction.errors import InputError
 from ophys_extraction.segmentation_input import IMAGE_MODES, describe_modes
 
@@ -38,6 +39,7 @@ class Option:
     choices: tuple[Any, ...] | None = None
     nullable: bool = False                 # None: the library's default (said in the help)
     why_range: str = ""                    # where the range comes from (the library's meaning of the value)
+    check: Callable[[Any], str | None] | None = None  # a further rule of a string option (why a value is refused)
 
     @property
     def param(self) -> str:
@@ -76,6 +78,8 @@ class Option:
         if self.kind == "string":
             if not isinstance(value, str) or not value.strip():
                 return "must be non-empty text"
+            if self.check is not None:
+                return self.check(value)
             return None if self.choices is None or value in self.choices else self.range_problem()
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             return "must be a finite number"
@@ -280,6 +284,13 @@ EXTRACT = Table("EXTRACT", (
            nullable=True, minimum=0, maximum=2,
            why_range="suite2p's neucoeff: 0 = no correction; above 1 subtracts more neuropil than was measured, "
                      "above 2 no recording calls for"),
+    Option("classifier", "string", BUNDLED_CLASSIFIER,
+           f"The cell classifier of iscell: {BUNDLED_CLASSIFIER} = the bundled one, trained for this pipeline's "
+           "anatomical ROIs (Cellpose's cell probability and flow error inside the mask, the mask's contrast, "
+           f"activity and shape; README's classifier table); {SUITE2P} = suite2p's builtin one (skew, npix_norm, "
+           "compact; the original capsule's); or the path of a classfile in suite2p's format (a lab's own, on ROI "
+           "statistics the ROIs have). suite2p's builtin answer is also kept, as iscell_suite2p.",
+           check=classifier_problem),
 ))
 
 NWB = Table("NWB", (

@@ -55,6 +55,7 @@ ISCELL_ORIGINAL = "iscell_original"
 # Per ROI: the median of traces/corrected is <= 0, so dF/F cannot be computed (classify.baseline_at_or_below_zero).
 # Where each ROI was found (functional.ORIGIN_*): per ROI in extraction.h5, per Cellpose label in segmentation.h5.
 ORIGIN, LABEL_ORIGIN = "rois/origin", "origin"
+ORIGIN_CELLPOSE, ORIGIN_FUNCTIONAL = 0, 1
 LOW_BASELINE = "traces/baseline_at_or_below_zero"
 
 EXTRACTION_H5 = "extraction.h5"
@@ -107,7 +108,11 @@ DATASETS: tuple[DatasetSpec, ...] = (
     DatasetSpec(ORIGIN, "int", (N_ROIS,), SEGMENTATION,
                 "where each ROI was found: 0 Cellpose, 1 suite2p's functional detection (with --detection other than "
                 "cellpose)", required=False),
-    DatasetSpec("iscell", "float32", (N_ROIS, 2), TRACES, "column 0: 0/1 cell; column 1: classifier probability"),
+    DatasetSpec("iscell", "float32", (N_ROIS, 2), TRACES,
+                "column 0: 0/1 cell; column 1: probability, from the --classifier's classifier"),
+    DatasetSpec("iscell_suite2p", "float32", (N_ROIS, 2), TRACES,
+                "iscell from suite2p's builtin classifier (the original capsule's), whatever --classifier was "
+                "(absent in files written before it was added)", required=False),
     DatasetSpec(ISCELL_ORIGINAL, "float32", (N_ROIS, 2), CURATION,
                 "iscell as the classifier gave it, before the first curation (only in a curated file)",
                 required=False),

@@ -159,14 +159,16 @@ def _check_values(handle: h5py.File, dims: dict[str, int], parameters: dict | No
 
     _check_coords("neuropil_coords", handle["neuropil_coords"][()].astype(np.int64), n_rois, height, width, problems)
 
-    for path in ("iscell", ISCELL_ORIGINAL):
-        iscell = handle[path][()] if path in handle else np.zeros((0, 2))
+    for name in ("iscell", ISCELL_ORIGINAL, "iscell_suite2p"):
+        if name not in handle:
+            continue
+        iscell = handle[name][()]
         if iscell.size:
             if not np.isin(iscell[:, 0], (0.0, 1.0)).all():
-                problems.append(f"{path}: column 0 has values other than 0/1")
+                problems.append(f"{name}: column 0 has values other than 0/1")
             prob = iscell[:, 1]
             if not (np.all(np.isfinite(prob)) and np.all((prob >= 0) & (prob <= 1))):
-                problems.append(f"{path}: column 1 (probability) outside [0, 1]")
+                problems.append(f"{name}: column 1 (probability) outside [0, 1]")
 
     for path in ("neuropil_rcoef", RAW_RCOEF):
         if path in handle:

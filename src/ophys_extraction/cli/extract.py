@@ -9,6 +9,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from ophys_extraction import schema
 from ophys_extraction.errors import InputError
 from ophys_extraction.extraction import SUITE2P_OPTIONS, ExtractionOptions, extract_plane
 from ophys_extraction.options import EXTRACT
@@ -65,11 +66,41 @@ def read_segmentation(path: Path) -> tuple[np.ndarray, np.ndarray, dict]:
     return masks.astype(np.int32), weights, attrs
 
 
+def read_feature_sources(path: Path, shape: tuple[int, int]) -> dict[str, np.ndarray]:
+    """Those of the datasets the classifier's features come from (roi_features.FEATURE_SOURCES: Cellpose's cell
+    probability and flows, the image it segmented) that the segmentation has, checked against the masks' shape;
+    and the origin of each label (schema.LABEL_ORIGIN) where functional detection wrote one.
+    Which ones the classifier needs is checked by the step (extraction.classifier_keys)."""
+    from ophys_extraction.roi_features import FEATURE_SOURCES
+    expected = {"cellpose/cellprob": shape, "cellpose/flows": (2, *shape), "image": shape}
+    found = {}
+    with h5py.File(path, "r") as handle:
+        for name in FEATURE_SOURCES.values():
+            dset = handle.get(name)
+            if not isinstance(dset, h5py.Dataset):
+                continue
+            if dset.shape != expected[name]:
+                raise InputError(path, f"'{name}' has shape {dset.shape}; expected {expected[name]}")
+            values = np.asarray(dset[()], np.float32)
+            if not np.isfinite(values).all():
+                raise InputError(path, f"'{name}' contains NaN or infinite values")
+            found[name] = values
+        origin = handle.get(schema.LABEL_ORIGIN)   # functional detection: where each label came from
+        if isinstance(origin, h5py.Dataset):
+            n_labels = int(handle["cellpose/masks"][()].max(initial=0))
+            if origin.shape != (n_labels,):
+                raise InputError(path, f"'{schema.LABEL_ORIGIN}' has shape {origin.shape}; expected ({n_labels},), "
+                                       "one value per label of cellpose/masks")
+            found[schema.LABEL_ORIGIN] = np.asarray(origin[()], np.int8)
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     options = ExtractionOptions(**{name: getattr(args, name) for name in EXTRACT.names()})
     options.validate()
     masks, weights, seg_attrs = read_segmentation(args.segmentation)
-    print(extract_plane(args.movie, args.segmentation, args.output, masks, weights, seg_attrs, options),
+    seg_images = read_feature_sources(args.segmentation, masks.shape)
+    print(extract_plane(args.movie, args.segmentation, args.output, masks, weights, seg_attrs, options, seg_images),
           file=sys.stdout)
     return 0

@@ -20,8 +20,7 @@ import numpy as np
 
 from ophys_extraction import schema
 from ophys_extraction.errors import InputError
-from ophys_extraction.functional import (ORIGIN_CELLPOSE, UNION_MAX_SHARED, FunctionalOptions, add_rois,
-                                         binned_movie, binning, detect)
+from ophys_extraction.functional import UNION_MAX_SHARED, FunctionalOptions, add_rois, binned_movie, binning, detect
 from ophys_extraction.h5io import atomic_h5, attr_value, write_array
 from ophys_extraction.movie import open_movie
 from ophys_extraction.options import FRAME_RATE, FUNCTIONAL, Table
@@ -93,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     del binned
     n_cellpose = int(cellpose["cellpose/masks"].max())
     labels, weights, origin = add_rois(cellpose["cellpose/masks"], cellpose["weights"],
-                                       np.full(n_cellpose, ORIGIN_CELLPOSE, np.int8), stats,
+                                       np.full(n_cellpose, schema.ORIGIN_CELLPOSE, np.int8), stats,
                                        UNION_MAX_SHARED if options.adds_to_cellpose else None)
     attrs = dict(cellpose["attrs"])
     attrs.update({
