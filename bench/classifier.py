@@ -29,22 +29,18 @@ sys.path.insert(0, str(REPO / "src"))
 
 from ophys_extraction import classifier_training as ct  # noqa: E402
 
-CACHE = REPO / "bench" / "out" / "classifier_planes"
-REAL_DIR = REPO.parent / "shared" / "data" / "neurofinder-00xx-left"
-MODEL = REPO / "assets" / "models" / "ophys_cp3"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n_per_family", type=int, default=ct.N_PER_FAMILY)
-    parser.add_argument("--cache", type=Path, default=CACHE)
-    parser.add_argument("--real_dir", type=Path, default=REAL_DIR)
+    ct.add_table_arguments(parser, REPO)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     import torch
     torch.set_num_threads(1)
     t0 = time.time()
-    table = ct.build_table(args.cache, args.n_per_family, args.real_dir if args.real_dir.is_dir() else None, MODEL)
+    table = ct.build_table(args.cache, args.n_per_family, args.real_dir if args.real_dir.is_dir() else None,
+                           ct.segmentation_model(REPO))
     results = ct.evaluate(table)
     print(f"iscell on matched ROIs (IoU >= 0.5), {len(table)} ROIs, {args.n_per_family} synthetic planes per "
           f"family ({time.time() - t0:.0f} s)")

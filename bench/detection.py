@@ -61,8 +61,8 @@ sys.path.insert(0, str(REPO / "src"))
 from common import CONTRAST_BINS, contrast_bin_labels, movie_frame_rate  # noqa: E402
 from ophys_extraction import segmentation, synthetic  # noqa: E402
 from ophys_extraction.functional import UNION_MAX_SHARED, add_rois  # noqa: E402
-from ophys_extraction.metrics import (DetectionScores, false_positives_on, found_rois, match_rois,  # noqa: E402
-                                     mean_image_contrast, pooled)
+from ophys_extraction.metrics import (DetectionScores, false_positives_on, found_rois,  # noqa: E402
+                                     inside_and_ring_means, match_rois, mean_image_contrast, pooled)
 from ophys_extraction.rois import median_mask_diameter  # noqa: E402
 from ophys_extraction.segmentation_input import IMAGE_MODES, SUMMARY_DATASETS, prepare_image  # noqa: E402
 from ophys_extraction.summary_images import mode_image  # noqa: E402
@@ -202,21 +202,12 @@ def band_of(labels: np.ndarray, height: int) -> np.ndarray:
     return np.minimum((rows * FOLDS / height).astype(int), FOLDS - 1)
 
 
-def visible_in(image: np.ndarray, labels: np.ndarray, inner: int = 1, outer: int = 4) -> np.ndarray:
-    """Per labelled ROI: (mean inside - mean of its ring) / s.d. of the image away from every ROI."""
+def visible_in(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per labelled ROI: (mean inside - mean of its 1-4 px ring) / s.d. of the image 4 px or more from every ROI."""
     from scipy import ndimage
-    background = ~ndimage.binary_dilation(labels > 0, iterations=outer)
-    sd = float(np.std(image[background]))
-    out = []
-    for k, box in enumerate(ndimage.find_objects(labels), start=1):
-        if box is None:
-            continue
-        box = tuple(slice(max(b.start - outer, 0), b.stop + outer) for b in box)
-        roi = labels[box] == k
-        ring = (ndimage.binary_dilation(roi, iterations=outer) & ~ndimage.binary_dilation(roi, iterations=inner)
-                & (labels[box] == 0))
-        out.append((image[box][roi].mean() - image[box][ring].mean()) / sd)
-    return np.array(out)
+    sd = float(np.std(image[~ndimage.binary_dilation(labels > 0, iterations=4)]))
+    inside, around = inside_and_ring_means(image, labels)
+    return (inside - around) / sd
 
 
 def activity_table(model, families: list[str], n_planes: int, size: int, frames: int, real_dir: Path,

@@ -307,22 +307,29 @@ def test_runs_are_deterministic(demo_run, interrupted_then_resumed) -> None:
     assert_same_extractions(interrupted_then_resumed.outdir, demo_run.outdir)
 
 
+def _plane_0_again_with(run, name: str, *args: str):
+    """(run, EXTRACT's command) of plane_0 of `run` resumed with `args` into <launch>/<name>: only EXTRACT and MERGE
+    run again."""
+    assert run.returncode == 0, run.output
+    sheet = run.launch_dir.parent / "data" / f"plane_0_{name}.csv"
+    sheet.write_text("plane_id,movie,frame_rate\nplane_0,movies/plane_0.h5,10\n")
+    again = run_pipeline(run.launch_dir, *TEST_PROFILE, "--input", str(sheet), *args, "-resume",
+                         outdir=run.launch_dir / name)
+    assert again.returncode == 0, again.output
+    status = {row["process"]: row for row in trace_rows(again.outdir) if row["process"] != "SESSION_SUMMARY"}
+    assert {process: row["status"] for process, row in status.items()} == {
+        "SUMMARY_IMAGES": "CACHED", "SEGMENT": "CACHED", "EXTRACT": "COMPLETED", "MERGE": "COMPLETED"}
+    [extract_dir] = (run.launch_dir / "work").glob(status["EXTRACT"]["hash"] + "*")
+    return again, (extract_dir / ".command.sh").read_text()
+
+
 def test_extract_option_reaches_the_step_and_changes_its_output(interrupted_then_resumed) -> None:
     """--inner_neuropil_radius (a suite2p setting of EXTRACT) given on the command line is in EXTRACT's command
     (conf/modules.config ext.args), moves the neuropil masks and nothing else about the ROIs; -resume reruns only
     EXTRACT and MERGE (the option is part of their task hash)."""
     run = interrupted_then_resumed
-    assert run.returncode == 0, run.output
-    sheet = run.launch_dir.parent / "data" / "plane_0.csv"
-    sheet.write_text("plane_id,movie,frame_rate\nplane_0,movies/plane_0.h5,10\n")
-    wider = run_pipeline(run.launch_dir, *TEST_PROFILE, "--input", str(sheet), "--inner_neuropil_radius", "6",
-                         "-resume", outdir=run.launch_dir / "radius6")
-    assert wider.returncode == 0, wider.output
-    status = {row["process"]: row for row in trace_rows(wider.outdir) if row["process"] != "SESSION_SUMMARY"}
-    assert {name: row["status"] for name, row in status.items()} == {
-        "SUMMARY_IMAGES": "CACHED", "SEGMENT": "CACHED", "EXTRACT": "COMPLETED", "MERGE": "COMPLETED"}
-    [extract_dir] = (run.launch_dir / "work").glob(status["EXTRACT"]["hash"] + "*")
-    assert "--inner_neuropil_radius 6 " in (extract_dir / ".command.sh").read_text()
+    wider, extract_command = _plane_0_again_with(run, "radius6", "--inner_neuropil_radius", "6")
+    assert "--inner_neuropil_radius 6 " in extract_command
     comparison = compare_files(run.outdir / "plane_0" / "extraction" / "extraction.h5",
                                wider.outdir / "plane_0" / "extraction" / "extraction.h5")
     differing = {problem.split(":")[0] for problem in comparison.problems}
@@ -334,17 +341,8 @@ def test_classifier_parameter_reaches_extract(interrupted_then_resumed) -> None:
     """--classifier suite2p reaches EXTRACT (quoted in its command), reruns only EXTRACT and MERGE with -resume, and
     makes iscell suite2p's builtin answer, which the default run keeps as iscell_suite2p."""
     run = interrupted_then_resumed
-    assert run.returncode == 0, run.output
-    sheet = run.launch_dir.parent / "data" / "plane_0_classifier.csv"
-    sheet.write_text("plane_id,movie,frame_rate\nplane_0,movies/plane_0.h5,10\n")
-    builtin = run_pipeline(run.launch_dir, *TEST_PROFILE, "--input", str(sheet), "--classifier", "suite2p",
-                           "-resume", outdir=run.launch_dir / "classifier_suite2p")
-    assert builtin.returncode == 0, builtin.output
-    status = {row["process"]: row for row in trace_rows(builtin.outdir) if row["process"] != "SESSION_SUMMARY"}
-    assert {name: row["status"] for name, row in status.items()} == {
-        "SUMMARY_IMAGES": "CACHED", "SEGMENT": "CACHED", "EXTRACT": "COMPLETED", "MERGE": "COMPLETED"}
-    [extract_dir] = (run.launch_dir / "work").glob(status["EXTRACT"]["hash"] + "*")
-    assert "--classifier='suite2p'" in (extract_dir / ".command.sh").read_text()
+    builtin, extract_command = _plane_0_again_with(run, "classifier_suite2p", "--classifier", "suite2p")
+    assert "--classifier='suite2p'" in extract_command
     with h5py.File(builtin.outdir / "plane_0" / "extraction" / "extraction.h5", "r") as new, \
             h5py.File(run.outdir / "plane_0" / "extraction" / "extraction.h5", "r") as default:
         np.testing.assert_array_equal(new["iscell"][()], new["iscell_suite2p"][()])

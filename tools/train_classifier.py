@@ -20,26 +20,22 @@ sys.path.insert(0, str(REPO / "src"))
 from ophys_extraction import classifier_training as ct  # noqa: E402
 from ophys_extraction.classify import BUNDLED_CLASSFILE  # noqa: E402
 
-DEFAULT_CACHE = REPO / "bench" / "out" / "classifier_planes"
-REAL_DIR = REPO.parent / "shared" / "data" / "neurofinder-00xx-left"
-MODEL = REPO / "assets" / "models" / "ophys_cp3"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n_per_family", type=int, default=ct.N_PER_FAMILY)
-    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
-    parser.add_argument("--real_dir", type=Path, default=REAL_DIR)
+    ct.add_table_arguments(parser, REPO)
     parser.add_argument("--candidate", default=ct.CHOSEN, choices=list(ct.CANDIDATES))
     parser.add_argument("--output", type=Path, default=BUNDLED_CLASSFILE)
     args = parser.parse_args(argv)
     import torch
     torch.set_num_threads(1)
-    table = ct.build_table(args.cache, args.n_per_family, args.real_dir, MODEL)
+    model = ct.segmentation_model(REPO)
+    table = ct.build_table(args.cache, args.n_per_family, args.real_dir, model)
     candidate = ct.CANDIDATES[args.candidate]
     scores = ct.evaluate(table, {args.candidate: candidate})[args.candidate]
     record = {"data": ct.describe(table), "real_data": args.real_dir.name, "candidate": args.candidate,
-              "segmentation_model": MODEL.name, "versions": ct.versions(),
+              "segmentation_model": model.name, "versions": ct.versions(),
               "folds": f"real: {ct.REAL_FOLDS} spatial folds (bands of rows by ROI centre), each scored by a "
                        "classifier trained on the other folds and every synthetic plane; synthetic: leave one "
                        "family out (trained on the other families and the whole real movie)",

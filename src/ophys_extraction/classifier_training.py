@@ -18,6 +18,8 @@ odds, logistic regression refitted at load), so the trained result is a plain su
 
 from __future__ import annotations
 
+import argparse
+
 import datetime
 import json
 import tempfile
@@ -251,6 +253,19 @@ def train(table: RoiTable, candidate: Candidate, output: Path, record: dict) -> 
               "cell_rows": int(content["iscell"].sum()),
               "date": datetime.date.today().isoformat()}
     output.with_suffix(".json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+
+
+def add_table_arguments(parser: argparse.ArgumentParser, repo: Path) -> None:
+    """--n_per_family, --cache and --real_dir: where tools/train_classifier.py and bench/classifier.py get their ROI
+    table (the planes cached under the repository's bench/out, the real movie beside the repository)."""
+    parser.add_argument("--n_per_family", type=int, default=N_PER_FAMILY)
+    parser.add_argument("--cache", type=Path, default=repo / "bench" / "out" / "classifier_planes")
+    parser.add_argument("--real_dir", type=Path, default=repo.parent / "shared" / "data" / "neurofinder-00xx-left")
+
+
+def segmentation_model(repo: Path) -> Path:
+    """The model the classifier's planes are segmented with: the bundled one."""
+    return repo / "assets" / "models" / "ophys_cp3"
 
 
 def build_table(cache: Path, n_per_family: int, real_dir: Path | None, model: Path,

@@ -116,13 +116,13 @@ def false_positives_on(true_labels: np.ndarray, pred_labels: np.ndarray, other_l
     return int(len(false)), int(np.sum(on_other[false] >= min_overlap * size[false]))
 
 
-def mean_image_contrast(mean_img: np.ndarray, labels: np.ndarray, inner: int = 1, outer: int = 4) -> np.ndarray:
-    """Per ROI (increasing label order): mean of the image inside the ROI over the mean of a ring `inner`..`outer`
-    px outside it (ROI pixels of any ROI excluded), minus 1. How visible a soma is in a mean image: 0 = as bright as
-    its surroundings; NaN when the ring is empty."""
+def inside_and_ring_means(image: np.ndarray, labels: np.ndarray, inner: int = 1,
+                          outer: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Per ROI (increasing label order): the mean of `image` inside the ROI, and over a ring `inner`..`outer` px
+    outside it (pixels of any ROI excluded; NaN when the ring is empty)."""
     from scipy import ndimage
     labels = _compact(labels)
-    out = np.full(int(labels.max()), np.nan)
+    inside, around = np.full(int(labels.max()), np.nan), np.full(int(labels.max()), np.nan)
     for k, box in enumerate(ndimage.find_objects(labels), start=1):
         if box is None:
             continue
@@ -130,9 +130,18 @@ def mean_image_contrast(mean_img: np.ndarray, labels: np.ndarray, inner: int = 1
         roi = labels[box] == k
         ring = (ndimage.binary_dilation(roi, iterations=outer) & ~ndimage.binary_dilation(roi, iterations=inner)
                 & (labels[box] == 0))
+        inside[k - 1] = float(image[box][roi].mean())
         if ring.any():
-            out[k - 1] = float(mean_img[box][roi].mean() / mean_img[box][ring].mean() - 1)
-    return out
+            around[k - 1] = float(image[box][ring].mean())
+    return inside, around
+
+
+def mean_image_contrast(mean_img: np.ndarray, labels: np.ndarray, inner: int = 1, outer: int = 4) -> np.ndarray:
+    """Per ROI (increasing label order): mean of the image inside the ROI over the mean of a ring `inner`..`outer`
+    px outside it (ROI pixels of any ROI excluded), minus 1. How visible a soma is in a mean image: 0 = as bright as
+    its surroundings; NaN when the ring is empty."""
+    inside, around = inside_and_ring_means(mean_img, labels, inner, outer)
+    return inside / around - 1
 
 
 def core_ratio(mean_img: np.ndarray, labels: np.ndarray, erode: int = 2, ring: tuple[int, int] = (2, 6)
