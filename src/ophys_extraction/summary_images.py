@@ -172,6 +172,7 @@ class _NeighbourCorrelation:
         self.count = 0
         self._x = np.empty(self.shape, np.float32)
         self._tmp = np.empty(self.shape, np.float32)
+        self._mean, self._scaled, self._product = (np.empty(self.shape) for _ in range(3))
 
     def add(self, binned: np.ndarray) -> None:
         if self.count == 0:
@@ -191,11 +192,15 @@ class _NeighbourCorrelation:
     def close_window(self) -> None:
         if self.count == 0:
             return
-        mean = self.win_sum.astype(np.float64) / self.count
+        n = self.count
+        mean = np.divide(self.win_sum, n, out=self._mean, dtype=np.float64)
         # centred sum of squares: sum(x^2) - n mean^2; of products: sum(x y) - n mean_x mean_y
-        self.var += self.win_sq - self.count * mean * mean
+        scaled = np.multiply(mean, n, out=self._scaled)
+        self.var += self.win_sq
+        self.var -= np.multiply(scaled, mean, out=self._product)
         for (first, second), cross, cov in zip(self.pairs, self.win_cross, self.cov):
-            cov[first] += cross[first] - self.count * mean[first] * mean[second]
+            cov[first] += cross[first]
+            cov[first] -= np.multiply(scaled[first], mean[second], out=self._product[first])
             cross[:] = 0
         self.win_sum[:] = 0
         self.win_sq[:] = 0
@@ -203,23 +208,19 @@ class _NeighbourCorrelation:
 
     def finish(self) -> np.ndarray:
         self.close_window()
-        sd = np.sqrt(np.maximum(self.var, 0))
+        sd = np.sqrt(np.maximum(self.var, 0, out=self.var), out=self.var)
         total = np.zeros(self.shape)
         neighbours = np.zeros(self.shape)
         for (first, second), cov in zip(self.pairs, self.cov):
-            with np.errstate(invalid="ignore", divide="ignore"):
-                r = cov[first] / (sd[first] * sd[second])
-            r = np.where(np.isfinite(r), r, 0.0)   # a constant pixel correlates with nothing
+            denominator = np.multiply(sd[first], sd[second], out=self._product[first])
+            # a constant pixel (s.d. 0) correlates with nothing
+            r = np.divide(cov[first], denominator, out=np.zeros_like(denominator), where=denominator > 0)
             total[first] += r
             total[second] += r
             neighbours[first] += 1
             neighbours[second] += 1
-        return (total / np.maximum(neighbours, 1)).astype(np.float32)
+        return (total / neighbours).astype(np.float32)
 
-
-# ---------------------------------------------------------------------------------------------------------------
-# streaming pass
-# ---------------------------------------------------------------------------------------------------------------
 
 class _BinnedStream:
     """Consumes frames in order; keeps the running sums behind every summary image (a few frame-sized arrays).
