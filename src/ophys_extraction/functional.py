@@ -4,8 +4,8 @@ Cellpose's (README, "Images of activity"; docs/output.md `rois/origin`).
 As suite2p 1.1's `detection_wrapper` runs it, without registration:
 * the movie binned to `bin_size = max(1, n_frames // nbins, round(tau * frame_rate))` frames (`detect.py`), each bin
   the float32 mean of consecutive frames, read here in chunks (suite2p reads 500-frame batches); the binned movie is
-  held in memory, at most `nbins` frames (suite2p's cap, 5000 by default: 5.2 GB at 512 x 512), whatever the
-  movie's length;
+  held in memory, at most `nbins` frames (suite2p's cap, 5000 by default), whatever the movie's length; with
+  suite2p's working copies the peak is about 6x the binned movie (measured 6.4 GB for 1000 bins of 512 x 512);
 * `utils.temporal_high_pass_filter(width=highpass_time)`, `utils.standard_deviation_over_time`, then
   `sparsedetect.sparsery` or `sourcery.sourcery` with suite2p's other settings at their defaults.
 The ROIs become a label image (the form SEGMENT's output has): where functional ROIs overlap, a pixel goes to the

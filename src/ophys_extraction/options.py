@@ -338,7 +338,8 @@ FUNCTIONAL = Table("FUNCTIONAL_DETECTION", (
            parameter="functional_diameter", exclusive_minimum=0, why_range="pixels"),
     Option("nbins", "integer", 5000,
            "Functional detection: at most this many bins of the movie, held in memory (suite2p's nbins, default "
-           "5000: 5.2 GB at 512 x 512 px); longer movies get longer bins.",
+           "5000); longer movies get longer bins. The step's peak memory is about 6x the binned movie (suite2p's "
+           "working copies; measured 6.4 GB for 1000 bins of 512 x 512 px).",
            parameter="functional_nbins", minimum=1, why_range="a count of bins; memory grows with it"),
 ))
 
