@@ -172,7 +172,8 @@ def sparsery_labels(movie: Path, frame_rate: float) -> np.ndarray:
     with open_movie(movie) as (dset, info):
         binned = binned_movie(dset, info, *binning(info.n_frames, frame_rate, options.tau, options.nbins))
     empty = np.zeros(binned.shape[1:], np.int32)
-    return add_rois(empty, np.zeros(empty.shape, np.float32), np.zeros(0, np.int8), detect(binned, options), None)[0]
+    stats, _ = detect(binned, options)
+    return add_rois(empty, np.zeros(empty.shape, np.float32), np.zeros(0, np.int8), stats, None)[0]
 
 
 def activity_detections(model, images: dict[str, np.ndarray], movie: Path,

@@ -70,14 +70,16 @@ def binned_movie(dset: h5py.Dataset, info: MovieInfo, bin_size: int, n_bins: int
     return out
 
 
-def detect(binned: np.ndarray, options: FunctionalOptions) -> list[dict]:
-    """suite2p's ROIs (dicts with ypix, xpix, lam, ...) of a binned movie; `binned` is high-passed in place."""
+def detect(binned: np.ndarray, options: FunctionalOptions) -> tuple[list[dict], np.ndarray]:
+    """(suite2p's ROIs: dicts with ypix, xpix, lam, ...; the max projection of the high-passed binned movie, what
+    suite2p's detection stores as max_proj) of a binned movie; `binned` is high-passed in place."""
     from suite2p.detection import sourcery, sparsedetect, utils
     from suite2p import default_settings
 
     settings = default_settings()["detection"]
     np.random.seed(0)   # sourcery and sparsery draw nothing at random today; the seed keeps it so if they do
     mov = utils.temporal_high_pass_filter(mov=binned, width=HIGHPASS_TIME)
+    max_proj = mov.max(axis=0)
     sdmov = utils.standard_deviation_over_time(mov, batch_size=1000)
     if options.algorithm == "sparsery":
         sparse = {**settings["sparsery_settings"], "spatial_scale": options.spatial_scale}
@@ -85,7 +87,7 @@ def detect(binned: np.ndarray, options: FunctionalOptions) -> list[dict]:
     else:
         _, stats = sourcery.sourcery(mov=mov, sdmov=sdmov, diameter=np.array([options.diameter] * 2),
                                      threshold_scaling=options.threshold_scaling, **settings["sourcery_settings"])
-    return list(stats)
+    return list(stats), max_proj
 
 
 def add_rois(labels: np.ndarray, weights: np.ndarray, origin: np.ndarray, stats: list[dict],

@@ -87,8 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         bin_size, n_bins = binning(info.n_frames, args.frame_rate, options.tau, options.nbins)
         binned = binned_movie(dset, info, bin_size, n_bins)
     t1 = time.perf_counter()
-    stats = detect(binned, options)   # high-passes `binned` in place first
-    max_proj = binned.max(axis=0) if not options.adds_to_cellpose else None
+    stats, max_proj = detect(binned, options)   # high-passes `binned` in place first
     del binned
     n_cellpose = int(cellpose["cellpose/masks"].max())
     labels, weights, origin = add_rois(cellpose["cellpose/masks"], cellpose["weights"],
@@ -111,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         write_array(out, "cellpose/masks", labels)
         write_array(out, "weights", weights)
         write_array(out, schema.LABEL_ORIGIN, origin)
-        if max_proj is not None:
+        if not options.adds_to_cellpose:   # else SEGMENT's image stays: what Cellpose segmented
             write_array(out, "image", max_proj.astype(np.float32))
         for key, value in attrs.items():
             out.attrs[key] = attr_value(value)
