@@ -66,10 +66,10 @@ def read_segmentation(path: Path) -> tuple[np.ndarray, np.ndarray, dict]:
     return masks.astype(np.int32), weights, attrs
 
 
-def read_feature_sources(path: Path, shape: tuple[int, int]) -> dict[str, np.ndarray]:
+def read_feature_sources(path: Path, shape: tuple[int, int], n_labels: int) -> dict[str, np.ndarray]:
     """Those of the datasets the classifier's features come from (roi_features.FEATURE_SOURCES: Cellpose's cell
     probability and flows, the image it segmented) that the segmentation has, checked against the masks' shape;
-    and the origin of each label (schema.LABEL_ORIGIN) where functional detection wrote one.
+    and the origin of each of the masks' `n_labels` labels (schema.LABEL_ORIGIN) where functional detection wrote one.
     Which ones the classifier needs is checked by the step (extraction.classifier_keys)."""
     from ophys_extraction.roi_features import FEATURE_SOURCES
     expected = {"cellpose/cellprob": shape, "cellpose/flows": (2, *shape), "image": shape}
@@ -87,7 +87,6 @@ def read_feature_sources(path: Path, shape: tuple[int, int]) -> dict[str, np.nda
             found[name] = values
         origin = handle.get(schema.LABEL_ORIGIN)   # functional detection: where each label came from
         if isinstance(origin, h5py.Dataset):
-            n_labels = int(handle["cellpose/masks"][()].max(initial=0))
             if origin.shape != (n_labels,):
                 raise InputError(path, f"'{schema.LABEL_ORIGIN}' has shape {origin.shape}; expected ({n_labels},), "
                                        "one value per label of cellpose/masks")
@@ -100,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     options = ExtractionOptions(**{name: getattr(args, name) for name in EXTRACT.names()})
     options.validate()
     masks, weights, seg_attrs = read_segmentation(args.segmentation)
-    seg_images = read_feature_sources(args.segmentation, masks.shape)
+    seg_images = read_feature_sources(args.segmentation, masks.shape, int(masks.max(initial=0)))
     print(extract_plane(args.movie, args.segmentation, args.output, masks, weights, seg_attrs, options, seg_images),
           file=sys.stdout)
     return 0
