@@ -70,6 +70,27 @@ def test_search_walks_from_its_start_to_the_least_quality(start):
     assert len(seen) <= 1 + sizing.MAX_STEPS + 2
 
 
+def test_a_fine_probe_that_brackets_the_peak_spares_the_next_coarse_step():
+    """Stepping down from 12 px to a peak at 8.2 px: after the coarse step to 8.5 px, the fine probe at 7.1 px is worse,
+    so the next coarse step (6 px, the costliest candidate: the network sees the crop magnified 2x) is not run;
+    the probe is one of the two fine steps, so the search ends after 5 evaluations where it took 6 before."""
+    calls: list[float] = []
+    diameter, seen = sizing.search(peaked(8.2, calls), (12.0,))
+    down = round(12.0 / sizing.COARSE_STEP, 3)
+    assert round(down / sizing.COARSE_STEP, 3) not in seen and round(down / sizing.FINE_STEP, 3) in seen
+    assert len(calls) == len(set(calls)) == len(seen) == 5
+    assert diameter == pytest.approx(8.2, rel=0.03)
+
+
+def test_a_candidate_reached_by_two_routes_is_evaluated_once():
+    """A probe (coarse step, then a fine one) and a fine step from the next coarse step name the same diameter up
+    to rounding: the search runs it once. Starts whose probes and fine steps round apart, peak far below them."""
+    for start in np.linspace(9.0, 30.0, 40):
+        calls: list[float] = []
+        sizing.search(peaked(float(start) / 3, calls), (float(start),))
+        assert all(abs(a / b - 1) >= 1e-3 for i, a in enumerate(calls) for b in calls[:i]), (start, calls)
+
+
 def test_search_takes_the_larger_diameter_where_the_quality_is_flat():
     # 100 masks; all consistent from 10 to 16 px, fewer outside: a plateau the larger end of which is chosen.
     def flat(d: float) -> sizing.Found:

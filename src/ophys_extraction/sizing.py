@@ -20,9 +20,10 @@ agreeing with its masks, it finds fewer consistent masks, or more masks of which
   style vector to log diameter, `cellpose.train.train_size`), else a scan of `SCAN_DIAMETERS` (two-photon somata at
   0.4-2 um/px). The start is only a prior: the search moves away from it.
 * **Search** (`search`): steps of a factor `COARSE_STEP` from the best start, up while the quality stays within
-  `PLATEAU` of the best seen, down while it rises by more; then one `FINE_STEP` either side of the best; then the
+  `PLATEAU` of the best seen, down while it rises by more, each step taken only where a `FINE_STEP` probe beyond
+  the last one still gains (else the peak is bracketed); then one `FINE_STEP` either side of the best; then the
   largest diameter within `PLATEAU` of the best quality, refined, where it is alone on that plateau, to the peak
-  of a parabola in log diameter through it and its two neighbours. 5-6 evaluations from a size model's start, each on one crop of the
+  of a parabola in log diameter through it and its two neighbours. 4-5 evaluations from a size model's start, each on one crop of the
   image (segmentation.py), so that its cost does not grow with the plane.
 
 Diameters are Cellpose's measure (`utils.diameters`): the diameter of a disk of the mask's area, median over masks.
@@ -129,7 +130,10 @@ def search(evaluate: Evaluate, starts: tuple[float, ...], lower: float = MIN_DIA
     seen: dict[float, Found] = {}
 
     def clip(diameter: float) -> float:
-        return round(float(np.clip(diameter, lower, upper)), 3)   # a step there and back is the same candidate
+        # Rounded, and snapped to a candidate already evaluated within 0.1%: a probe and a fine step reached by
+        # another route (a coarse step and back) are the same candidate, not two network runs.
+        diameter = round(float(np.clip(diameter, lower, upper)), 3)
+        return next((d for d in seen if abs(d / diameter - 1) < 1e-3), diameter)
 
     def quality() -> dict[float, float]:
         most = max(f.consistent for f in seen.values())
@@ -145,14 +149,21 @@ def search(evaluate: Evaluate, starts: tuple[float, ...], lower: float = MIN_DIA
         return on_plateau(quality())
 
     best = chosen_after(*(clip(start) for start in starts))
-    for step in (COARSE_STEP, 1 / COARSE_STEP):
+    for step, fine in ((COARSE_STEP, FINE_STEP), (1 / COARSE_STEP, 1 / FINE_STEP)):
         while len(seen) < len(starts) + MAX_STEPS:
             nxt = clip(best * step)
             if nxt == best or chosen_after(nxt) != nxt or not found_any():
                 break
             best = nxt
+            # Probe a fine step beyond the new best before the next coarse one: where the probe is not better, the
+            # peak is bracketed and the coarse step (downwards the costliest candidate: the network sees the crop
+            # magnified) is not needed; where it is better, it is a fine step the search evaluates anyway.
+            probe = clip(best * fine)
+            if probe == best or chosen_after(probe) != probe:
+                break
     if not found_any():
         return clip(starts[0]), quality()
+    best = on_plateau(quality())
     chosen_after(clip(best * FINE_STEP), clip(best / FINE_STEP))
     q = quality()
     best = on_plateau(q)
