@@ -76,7 +76,7 @@ def table(n: int = 200, seed: int = 0) -> ct.RoiTable:
     rng = np.random.default_rng(seed)
     matched = rng.random(n) < 0.6
     features = {k: rng.normal(matched * 1.0, 1.0) for k in ct.ALL_KEYS}
-    return ct.RoiTable(features, matched, np.zeros(n, bool), np.where(np.arange(n) < n // 2, "real", "realistic"),
+    return ct.RoiTable(features, matched, np.zeros(n, bool), np.zeros(n, bool), np.where(np.arange(n) < n // 2, "real", "realistic"),
                        np.full(n, "p"), rng.uniform(0, 512, n), np.full(n, 512), rng.random(n))
 
 
@@ -109,7 +109,7 @@ def test_cross_validation_never_scores_training_rows():
     t = table(400, seed=1)
     prob = ct.cross_validated(t, ct.Candidate(("cellprob", "contrast", "skew")))
     assert np.isfinite(prob).all()
-    s = ct.score(prob, t.matched)
+    s = ct.score(prob, t.matched, t.near_miss)
     assert s.recall > 0.7 and s.precision > 0.7
 
 
@@ -153,8 +153,19 @@ def test_default_classifier_keeps_cells_of_a_plane_it_never_saw(tmp_path):
     t = ct.plane_table(folder, source.family)
     import h5py
     with h5py.File(folder / "traces.h5", "r") as f:
-        ours = ct.score(f["iscell"][()][:, 1], t.matched)
-        builtin = ct.score(f["iscell_suite2p"][()][:, 1], t.matched)
-    assert t.matched.sum() >= 40
+        ours = ct.score(f["iscell"][()][:, 1], t.matched, t.near_miss)
+        builtin = ct.score(f["iscell_suite2p"][()][:, 1], t.matched, t.near_miss)
+    assert t.matched.sum() >= 40 and not (t.near_miss & t.matched).any()
     assert ours.recall >= RECALL_FLOOR and ours.precision >= PRECISION_FLOOR, (ours, builtin)
     assert builtin.recall < ours.recall
+
+
+def test_near_misses_count_as_cells_only_in_the_second_precision():
+    """A kept ROI that lies on a labelled cell without matching it (IoU 0.3-0.5) lowers the precision but not the
+    precision on cells; one on no labelled cell lowers both."""
+    prob = np.array([0.9, 0.9, 0.9, 0.9, 0.1])
+    matched = np.array([True, True, False, False, True])
+    near_miss = np.array([False, False, True, False, False])
+    s = ct.score(prob, matched, near_miss)
+    assert (s.kept, s.kept_matched, s.kept_near_miss) == (4, 2, 1)
+    assert s.precision == 0.5 and s.precision_on_cells == 0.75 and s.recall == pytest.approx(2 / 3)
