@@ -62,11 +62,16 @@ def nwbProblem() {
     return problem ? "--nwb_metadata ${problem}" : null
 }
 
+/** The classfile --classifier names (a relative path from the launch folder), or null for a classifier's name. */
+def classfile() {
+    def value = params.classifier.toString()
+    return value in ['anatomical', 'suite2p'] ? null : file(value, glob: false)
+}
+
 /** What is wrong with a classfile given as --classifier (EXTRACT's own reader, asked at start), or null. */
 def classifierProblem() {
-    def value = params.classifier.toString()
-    if (value in ['anatomical', 'suite2p']) return null
-    def classfile = file(value, glob: false)
+    def classfile = classfile()
+    if (classfile == null) return null
     return StartCheck.problem(projectDir, ['--classifier', classfile.toString()]) { log.warn "--classifier ${classfile}: ${it}" }
 }
 
@@ -132,7 +137,8 @@ workflow {
     ch_segment_bad_input = Channel.empty()
     ch_segment_versions = Channel.empty()
     if (detection.startsWith('cellpose')) {
-        SEGMENT(SUMMARY_IMAGES.out.summary, ModelChecker.argument(params.pretrained_model.toString(), modelNaming))
+        SEGMENT(SUMMARY_IMAGES.out.summary, ModelChecker.argument(params.pretrained_model.toString(), modelNaming),
+                ModelChecker.stamp(params.pretrained_model.toString(), modelNaming))
         ch_segmentation = SEGMENT.out.segmentation
         ch_segment_bad_input = SEGMENT.out.bad_input
         ch_segment_versions = SEGMENT.out.versions
@@ -145,7 +151,7 @@ workflow {
         ch_segment_bad_input = ch_segment_bad_input.mix(FUNCTIONAL_DETECTION.out.bad_input)
         ch_segment_versions = ch_segment_versions.mix(FUNCTIONAL_DETECTION.out.versions)
     }
-    EXTRACT(ch_movies.join(ch_segmentation))
+    EXTRACT(ch_movies.join(ch_segmentation), classfile() ?: [])
     MERGE(
         SUMMARY_IMAGES.out.summary
             .join(ch_segmentation)

@@ -42,6 +42,22 @@ class ModelChecker {
 
     /** Path-like values (naming.path_pattern: a separator, a dot, a leading ~) and existing files are model files;
      * the rest are names. */
+    /**
+     * What -resume compares for a model file: size and modification time of the file and of the size model beside it
+     * (`<file>_size.npy`, what --diameter 0 starts from), as Nextflow's standard cache compares a staged file. SEGMENT
+     * takes the model as a value, not a staged file, so that its size model is found beside it; without this a model
+     * retrained in place would be skipped by -resume. Empty for a built-in name and for a file that is not on this
+     * machine (the image's, fixed with the image).
+     */
+    static String stamp(String spec, Map naming) {
+        if (!isFile(spec, naming)) return ''
+        Path model = path(spec)
+        return [model, model.resolveSibling(model.fileName.toString() + '_size.npy')]
+            .findAll { Files.isRegularFile(it) }
+            .collect { "${it.fileName} ${Files.size(it)} ${Files.getLastModifiedTime(it).toMillis()}" }
+            .join('; ')
+    }
+
     static boolean isFile(String spec, Map naming) {
         return (spec =~ (String) naming.path_pattern).find() || Files.exists(path(spec))
     }

@@ -6,6 +6,7 @@ process EXTRACT {
     input:
     // In a subfolder: Nextflow's staging commands take a file name that starts with '-' for an option.
     tuple val(meta), path(movie, stageAs: 'movie/*'), path(segmentation)
+    path classfile, stageAs: 'classifier/*'   // --classifier when it is a classfile, or [] (a name: in ext.args)
 
     output:
     tuple val(meta), path('traces.h5'),     optional: true, emit: traces
@@ -14,13 +15,14 @@ process EXTRACT {
 
     script:
     def args = task.ext.args ?: ''
+    def classifierArg = classfile ? "--classifier=${PlaneStep.quote(classfile)}" : ''
     """
     ${PlaneStep.onBadInput(task.ext.skip_bad_planes)}
     extract.py \\
         --movie=${PlaneStep.quote(movie)} \\
         --segmentation ${segmentation} \\
         --output traces.h5 \\
-        ${args} || on_step_failure
+        ${classifierArg} ${args} || on_step_failure
     ophys-extraction versions --process ${task.process} > versions.yml
     """
 

@@ -10,6 +10,9 @@ process SEGMENT {
     // A name (cyto3) or a model file's absolute path, not a staged file: a model's size model (<model>_size.npy)
     // is found beside it.
     val model
+    // The model file's and its size model's size and modification time (ModelChecker.stamp): unused by the script,
+    // part of the task's hash, so -resume reruns the step when the model changes in place.
+    val model_stamp
 
     output:
     tuple val(meta), path('segmentation.h5'), optional: true, emit: segmentation
