@@ -190,21 +190,32 @@ workflow {
                                            file("${params.outdir}/${meta.id}/suite2p/plane0", glob: false), params.publish_dir_mode.toString())]
         })
         .filter { id, problem -> problem != null }
+    // What this run put into each plane's folder (relative to it): anything else there is an earlier run's.
+    ch_published = ch_results
+        .map { meta, files -> [meta.id, (files instanceof List ? files : [files]).collect { "extraction/${it.name}".toString() }] }
+        .mix(ch_suite2p.map { meta, files -> [meta.id, (files instanceof List ? files : [files]).collect { "suite2p/plane0/${it.name}".toString() }] })
 
     // With --skip_bad_planes a step that rejects its plane's input records the reason instead of failing. Once every
     // plane is done, each failed plane's folder is set aside (it would hold an earlier run's results, or part of
-    // this run's), and the summary says where it went.
+    // this run's), so are the files of an earlier run in the folder of a plane that succeeded, and the summary says
+    // where they went.
     ch_run = SUMMARY_IMAGES.out.bad_input
         .mix(ch_segment_bad_input, EXTRACT.out.bad_input, MERGE.out.bad_input, ch_nwb_bad_input, ch_suite2p_bad_input)
         .map { meta, badInput -> [meta.id, RunReport.reason(badInput), 0] }
         .mix(ch_unpublished.map { id, problem -> [id, problem, 1] })
+        .mix(ch_published.map { id, names -> [id, names, 2] })
         .toList()
-        .map { failures ->
+        .map { items ->
             // A step's reason wins over a publishing one, whatever order they arrived in.
-            def errors = failedAtStart + failures.sort { -it[2] }.collectEntries { [it[0], it[1]] }
-            def setAside = PlaneOutputs.setAside(file(params.outdir.toString(), glob: false), errors.keySet(), planeIds,
-                                                 params.remove_stale_planes.toString() == 'true')
-            RunReport.runJson(planeIds, errors, stale + setAside.values()*.aside.findAll(),
+            def failures = items.findAll { it[2] < 2 }.sort { -it[2] }
+            def errors = failedAtStart + failures.collectEntries { [it[0], it[1]] }
+            def published = items.findAll { it[2] == 2 && !errors.containsKey(it[0]) }
+                .groupBy { it[0] }.collectEntries { id, rows -> [id, rows.collectMany { it[1] }] }
+            def outdir = file(params.outdir.toString(), glob: false)
+            def remove = params.remove_stale_planes.toString() == 'true'
+            def setAside = PlaneOutputs.setAside(outdir, errors.keySet(), planeIds, remove) +
+                           PlaneOutputs.setAsideLeftovers(outdir, published, planeIds, remove)
+            RunReport.runJson(planeIds, errors, (stale + setAside.values()*.aside.findAll()).unique(),
                               setAside.collectEntries { id, done -> [id, done.note] })
         }
     SESSION_SUMMARY(MERGE.out.plane_summary.collect().ifEmpty([]), ch_run)

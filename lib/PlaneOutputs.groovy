@@ -9,7 +9,8 @@ import nextflow.file.FileHelper
 /**
  * A plane's folder in --outdir holds this run's answer or nothing. Its result files are put there here (main.nf),
  * not by publishDir, so that a file that cannot be put in place fails its plane with the file system's reason
- * before the summary is written; a plane that failed has its folder, results of an earlier run included, set aside.
+ * before the summary is written; a plane that failed has its folder, results of an earlier run included, set aside,
+ * and a plane that succeeded has the files of an earlier run that this run did not write set aside.
  */
 class PlaneOutputs {
 
@@ -82,6 +83,75 @@ class PlaneOutputs {
             }
         }
         return done
+    }
+
+    /**
+     * The files in the folder of each plane that succeeded which this run did not put there (an earlier run's, made
+     * with other options: an NWB file, a suite2p folder, a file someone added) are moved into `<plane>.stale`, at the
+     * same place inside it (an older `<plane>.stale` is replaced), or removed (`remove`, --remove_stale_planes, or
+     * where that name is a plane of this run); folders left empty are removed. `published`: plane id -> the paths
+     * this run put into its folder, relative to it. Returns plane id -> [note, aside] as `setAside`, for the planes
+     * that had such files.
+     */
+    static Map<String, Map> setAsideLeftovers(Path outdir, Map<String, Collection<String>> published,
+                                              List<String> planeIds, boolean remove) {
+        Map<String, Map> done = [:]
+        published.each { String id, Collection<String> ours ->
+            Path folder = outdir.resolve(id)
+            try {
+                List<String> leftovers = leftoverFiles(folder, ours)
+                if (leftovers) done[id] = setAsideFiles(outdir, id, leftovers, planeIds, remove)
+            } catch (IOException err) {
+                done[id] = [note: "files of an earlier run in ${folder.toUriString()} could not be set aside (${reason(err)}): they are not results of this run".toString(), aside: null]
+            }
+        }
+        return done
+    }
+
+    /** Paths (relative, '/'-separated) of the files under `folder` that are not `ours` nor inside one of `ours`. */
+    private static List<String> leftoverFiles(Path folder, Collection<String> ours) {
+        if (!Files.isDirectory(folder)) return []
+        List<String> found = []
+        Files.walk(folder).withCloseable { stream ->
+            stream.filter { !Files.isDirectory(it, LinkOption.NOFOLLOW_LINKS) }.forEach { Path file ->
+                found << folder.relativize(file).toString().replace(File.separator, '/')
+            }
+        }
+        return found.findAll { String rel -> !ours.any { rel == it || rel.startsWith(it + '/') } }.sort()
+    }
+
+    private static Map setAsideFiles(Path outdir, String id, List<String> leftovers, List<String> planeIds,
+                                      boolean remove) {
+        Path folder = outdir.resolve(id)
+        String aside = id + SET_ASIDE
+        boolean delete = remove || aside in planeIds
+        Path target = outdir.resolve(aside)
+        if (!delete && Files.exists(target, LinkOption.NOFOLLOW_LINKS)) FileHelper.deletePath(target)
+        leftovers.each { String rel ->
+            Path file = folder.resolve(rel)
+            if (delete) {
+                Files.delete(file)
+            } else {
+                Files.createDirectories(target.resolve(rel).parent)
+                FileHelper.movePath(file, target.resolve(rel))
+            }
+        }
+        removeEmptyFolders(folder)
+        String what = "${leftovers.size()} file(s) of an earlier run in ${folder.toUriString()} that this run did not write (${leftovers.take(3).join(', ')}${leftovers.size() > 3 ? ', ...' : ''})"
+        return delete
+            ? [note: "${what} were removed${remove ? ' (--remove_stale_planes)' : ''}".toString(), aside: null]
+            : [note: "${what} were moved to ${target.toUriString()}, which is not a result of this run (--remove_stale_planes removes it)".toString(), aside: aside]
+    }
+
+    /** Removes the empty folders under `folder` (deepest first), never `folder` itself. */
+    private static void removeEmptyFolders(Path folder) {
+        List<Path> dirs = []
+        Files.walk(folder).withCloseable { stream ->
+            stream.filter { it != folder && Files.isDirectory(it, LinkOption.NOFOLLOW_LINKS) }.forEach { dirs << it }
+        }
+        dirs.sort { -it.nameCount }.each { Path dir ->
+            Files.list(dir).withCloseable { entries -> if (!entries.findAny().isPresent()) Files.delete(dir) }
+        }
     }
 
     private static Map setAsideOne(Path outdir, String id, List<String> planeIds, boolean remove) {

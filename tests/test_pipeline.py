@@ -375,6 +375,41 @@ def test_extract_option_reaches_the_step_and_changes_its_output(interrupted_then
     assert not differing & {"rois/coords", "rois/data", "traces/roi", "cellpose/masks"}, comparison.problems
 
 
+def test_a_rerun_leaves_no_result_of_an_earlier_run_beside_its_own(interrupted_then_resumed) -> None:
+    """A plane's folder holds this run's results only: the files an earlier run with other options wrote there (an
+    NWB file, a suite2p folder) and this run did not are moved to <plane>.stale (said in the plane's warnings, listed
+    in stale_folders), or removed with --remove_stale_planes. plane_0 of the demo, resumed (only the new steps run)."""
+    run = interrupted_then_resumed
+    assert run.returncode == 0, run.output
+    sheet = run.launch_dir.parent / "data" / "plane_0_rerun.csv"
+    sheet.write_text("plane_id,movie,frame_rate\nplane_0,movies/plane_0.h5,10\n")
+    outdir = run.launch_dir / "rerun"
+
+    def again(*args: str) -> dict:
+        rerun = run_pipeline(run.launch_dir, *TEST_PROFILE, "--input", str(sheet), *args, "-resume", outdir=outdir)
+        assert rerun.returncode == 0, rerun.output
+        return json.loads((outdir / "summary.json").read_text())
+
+    again("--nwb", "--suite2p_folder")
+    plane = outdir / "plane_0"
+    assert (plane / "extraction" / "plane_0.nwb").exists() and (plane / "suite2p" / "plane0" / "stat.npy").exists()
+    summary = again()
+    assert sorted(f.name for f in plane.rglob("*")) == [
+        "detected_ROIs.png", "extraction", "extraction.h5", "plane_0_extraction.h5",
+        "plane_0_extraction_data_process.json"]
+    aside = outdir / "plane_0.stale"
+    assert (aside / "extraction" / "plane_0.nwb").exists() and (aside / "suite2p" / "plane0" / "stat.npy").exists()
+    assert summary["stale_folders"] == ["plane_0.stale"]
+    [row] = summary["planes"]
+    assert row["status"] == "ok" and any(f"moved to {aside}" in w for w in row["warnings"]), row["warnings"]
+
+    (plane / "extraction" / "notes.txt").write_text("not a result of the pipeline")
+    summary = again("--remove_stale_planes")
+    assert not (plane / "extraction" / "notes.txt").exists() and not aside.exists()
+    assert summary["stale_folders"] == []
+    assert any("notes.txt) were removed (--remove_stale_planes)" in w for w in summary["planes"][0]["warnings"])
+
+
 def test_classifier_parameter_reaches_extract(interrupted_then_resumed) -> None:
     """--classifier suite2p reaches EXTRACT (quoted in its command), reruns only EXTRACT and MERGE with -resume, and
     makes iscell suite2p's builtin answer, which the default run keeps as iscell_suite2p."""
