@@ -92,11 +92,13 @@ def discoverPlanes() {
     }
     def usable = []
     def failed = [:]
+    // In every plane's meta, so in every task's hash: -resume does not reuse results of other code (lib/CodeDigest).
+    def code = CodeDigest.of(projectDir)
     planes.each { plane ->
         try {
             def rate = PlaneFinder.frameRate(plane, params.frame_rate, rateRule)
             log.info "plane ${plane.id}: ${plane.movie.toUriString()} at ${rate} Hz"
-            usable << [[id: plane.id, frame_rate: rate], plane.movie]
+            usable << [[id: plane.id, frame_rate: rate, code: code], plane.movie]
         } catch (IllegalArgumentException err) {
             if (!params.skip_bad_planes) {
                 log.error "plane ${plane.id}: ${err.message}"

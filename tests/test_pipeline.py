@@ -88,6 +88,39 @@ def test_resume_reruns_the_step_whose_model_or_classfile_changed_in_place(tmp_pa
     assert (after_classfile["EXTRACT"], after_classfile["SEGMENT"]) == ("COMPLETED", "CACHED")
 
 
+def test_resume_reruns_every_step_after_the_code_changed(tmp_path: Path) -> None:
+    """The steps import the package (src/ophys_extraction), which Nextflow does not hash: its digest is in every
+    plane's meta, so after the code changed -resume reruns the steps; unchanged, they are cached. A copy of the
+    project's pipeline files (main.nf, its config, lib, modules, bin, src), run as stubs."""
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("main.nf", "nextflow.config", "nextflow_schema.json", "conf", "lib", "modules", "bin", "src"):
+        source = REPO / name
+        (shutil.copytree(source, project / name, ignore=shutil.ignore_patterns("__pycache__")) if source.is_dir()
+         else shutil.copy2(source, project / name))
+    (project / "assets").symlink_to(REPO / "assets")   # the default model
+    movie = tmp_path / "in" / "p1" / "decrosstalk" / "p1_decrosstalk.h5"
+    movie.parent.mkdir(parents=True)
+    movie.touch()  # stubs never open it
+    write_processing_json(movie.parent, 9.0)
+    launch = tmp_path / "launch"
+    launch.mkdir()
+
+    def statuses() -> set[str]:
+        args = [str(NEXTFLOW), "-log", str(launch / "nextflow.log"), "run", str(project / "main.nf"), "-stub-run",
+                "--input_dir", str(tmp_path / "in"), "--outdir", str(launch / "results"), "-resume"]
+        proc = subprocess.run(args, cwd=launch, env=nextflow_env(launch), stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stdout
+        return {row["status"] for row in trace_rows(launch / "results") if row["process"] != "SESSION_SUMMARY"}
+
+    assert statuses() == {"COMPLETED"}
+    assert statuses() == {"CACHED"}
+    with (project / "src" / "ophys_extraction" / "traces.py").open("a") as handle:
+        handle.write("# a change\n")
+    assert statuses() == {"COMPLETED"}
+
+
 def test_demo_end_to_end(demo_run, demo_input: Path) -> None:
     assert demo_run.returncode == 0, demo_run.output
     planes = sorted(path.name for path in demo_input.iterdir() if path.is_dir())
