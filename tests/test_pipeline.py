@@ -50,15 +50,21 @@ def test_stub_run_needs_no_python(tmp_path: Path) -> None:
     assert (launch / "results" / "summary.json").exists() and (launch / "results" / "summary.html").exists()
 
 
+def stub_input(folder: Path) -> Path:
+    """An --input_dir of one plane, p1, for stub runs (an empty movie: stubs never open it; 9 Hz)."""
+    movie = folder / "p1" / "decrosstalk" / "p1_decrosstalk.h5"
+    movie.parent.mkdir(parents=True)
+    movie.touch()
+    write_processing_json(movie.parent, 9.0)
+    return folder
+
+
 def test_resume_reruns_the_step_whose_model_or_classfile_changed_in_place(tmp_path: Path) -> None:
     """A model file (with its size model) or a classfile changed at the same path is not a cached result: -resume
     reruns SEGMENT, or EXTRACT, as Nextflow does for a changed staged file (same size and modification-time rule);
     unchanged, both are cached. Stub runs: only the tasks' hashes matter."""
     from ophys_extraction import classify
-    movie = tmp_path / "in" / "p1" / "decrosstalk" / "p1_decrosstalk.h5"
-    movie.parent.mkdir(parents=True)
-    movie.touch()  # stubs never open it
-    write_processing_json(movie.parent, 9.0)
+    stub_input(tmp_path / "in")
     models = tmp_path / "models"
     models.mkdir()
     model = models / MODEL.name
@@ -99,10 +105,7 @@ def test_resume_reruns_every_step_after_the_code_changed(tmp_path: Path) -> None
         (shutil.copytree(source, project / name, ignore=shutil.ignore_patterns("__pycache__")) if source.is_dir()
          else shutil.copy2(source, project / name))
     (project / "assets").symlink_to(REPO / "assets")   # the default model
-    movie = tmp_path / "in" / "p1" / "decrosstalk" / "p1_decrosstalk.h5"
-    movie.parent.mkdir(parents=True)
-    movie.touch()  # stubs never open it
-    write_processing_json(movie.parent, 9.0)
+    stub_input(tmp_path / "in")
     launch = tmp_path / "launch"
     launch.mkdir()
 
