@@ -127,6 +127,12 @@ def staleFolders(List planeIds) {
 
 workflow {
     def (planeIds, usable, failedAtStart) = discoverPlanes()
+    // A curated plane (ophys-extraction apply-curation) would get this run's results written over its curation.
+    def curated = PlaneOutputs.curatedPlanes(file(params.outdir.toString(), glob: false), planeIds)
+    if (curated) {
+        curated.each { log.error "${params.outdir}/${it}: holds a curation (${PlaneOutputs.CURATION_RECORD}, from ophys-extraction apply-curation) that this run would write over: move the folder or use another --outdir, then apply the curated iscell.npy to the new results (ophys-extraction apply-curation <plane folder> --iscell FILE)" }
+        exit 1
+    }
     def stale = staleFolders(planeIds)
     log.info "ophys-extraction: ${usable.size()} plane(s) from ${params.input ?: params.input_dir} -> ${params.outdir}"
 

@@ -17,6 +17,17 @@ class PlaneOutputs {
     /** What a moved-aside folder of a failed plane is called: `<plane><SET_ASIDE>` beside the plane folders. */
     static final String SET_ASIDE = '.stale'
 
+    /** Where `ophys-extraction apply-curation` records a curation, beside the plane's extraction.h5. */
+    static final String CURATION_RECORD = 'extraction/curation.json'
+
+    /**
+     * The planes among `planeIds` whose folder in `outdir` holds a curation (CURATION_RECORD): a run would write its
+     * own results over it, so main.nf stops before any task instead.
+     */
+    static List<String> curatedPlanes(Path outdir, List<String> planeIds) {
+        return planeIds.findAll { Files.exists(outdir.resolve(it).resolve(CURATION_RECORD)) }
+    }
+
     /**
      * Puts `files` into `dir` as --publish_dir_mode `mode` says (copy, copyNoFollow, link, symlink, rellink, move),
      * each under a temporary name, then renamed, so a file with its final name is complete. Returns null, or one

@@ -80,7 +80,9 @@ def test_a_curation_round_trip(plane: Path) -> None:
     changed = {name for name in before if before[name] != after[name]}
     assert changed == {"extraction/extraction.h5", "extraction/plane_7_extraction.h5", "extraction/plane_7.nwb",
                        "extraction/detected_ROIs.png", "suite2p/plane0/iscell.npy"}
-    assert set(after) == set(before)                      # no temporary left, nothing added
+    # no temporary left; added: the curation's record beside extraction.h5, where the pipeline's start finds it
+    assert set(after) == set(before) | {"extraction/curation.json"}
+    assert json.loads((plane / "extraction" / "curation.json").read_text()) == {"curation": record}
 
 
 def test_a_curated_file_elsewhere_updates_the_suite2p_folder_and_a_second_curation_keeps_the_original(
@@ -142,15 +144,15 @@ def test_no_plane_or_no_curated_file(tmp_path: Path, plane: Path, capsys) -> Non
 
 
 def test_only_what_is_there_is_written_again(plane: Path, tmp_path: Path) -> None:
-    """Without an NWB file, a figure or a link file, none is made."""
+    """Without an NWB file, a figure or a link file, none is made (the curation's record is)."""
     for name in ("plane_7.nwb", "detected_ROIs.png", "plane_7_extraction.h5"):
         (plane / "extraction" / name).unlink()
     curated = np.load(plane / "suite2p" / "plane0" / "iscell.npy")
     curated[:, 0] = 1
     np.save(plane / "suite2p" / "plane0" / "iscell.npy", curated)
     result = apply_curation(plane)
-    assert [p.name for p in result.written] == ["extraction.h5"]
-    assert sorted(p.name for p in (plane / "extraction").iterdir()) == ["extraction.h5"]
+    assert [p.name for p in result.written] == ["extraction.h5", "curation.json"]
+    assert sorted(p.name for p in (plane / "extraction").iterdir()) == ["curation.json", "extraction.h5"]
 
 
 @pytest.mark.parametrize("metadata", [{}, METADATA])

@@ -94,6 +94,21 @@ def test_resume_reruns_the_step_whose_model_or_classfile_changed_in_place(tmp_pa
     assert (after_classfile["EXTRACT"], after_classfile["SEGMENT"]) == ("COMPLETED", "CACHED")
 
 
+def test_a_run_stops_before_writing_over_a_curated_plane(tmp_path: Path) -> None:
+    """A plane folder in --outdir that holds a curation (apply-curation's curation.json): the run stops at start
+    with one line naming the folder and what to do, exit 1, and the folder is left as it was. Stub run."""
+    record = tmp_path / "results" / "p1" / "extraction" / "curation.json"
+    record.parent.mkdir(parents=True)
+    record.write_text('{"curation": []}')
+    run = run_pipeline(tmp_path / "launch", "-stub-run", "--input_dir", str(stub_input(tmp_path / "in")),
+                       outdir=tmp_path / "results", timeout=300)
+    assert run.returncode == 1
+    assert f"{tmp_path / 'results' / 'p1'}: holds a curation (extraction/curation.json" in run.output, run.output
+    assert [p.relative_to(record.parents[1]) for p in record.parents[1].rglob("*")] == [
+        Path("extraction"), Path("extraction/curation.json")]
+    assert not (tmp_path / "results" / "summary.json").exists()
+
+
 def test_resume_reruns_every_step_after_the_code_changed(tmp_path: Path) -> None:
     """The steps import the package (src/ophys_extraction), which Nextflow does not hash: its digest is in every
     plane's meta, so after the code changed -resume reruns the steps; unchanged, they are cached. A copy of the

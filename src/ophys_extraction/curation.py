@@ -2,9 +2,9 @@
 
 `apply_curation` rewrites `iscell` in extraction.h5, keeping the classifier's under `iscell_original` (the first
 curation only: later ones replace `iscell` again and keep that), and appends what changed to `curation` in the
-file's `parameters` attribute. It then writes again what is derived from `iscell` and is there: `<plane>.nwb`
-(with the options it was written with, read back from it), `detected_ROIs.png`, `<plane>_extraction.h5` (its
-attributes are extraction.h5's) and the suite2p folder's `iscell.npy`. Every file is written under a temporary name
+file's `parameters` attribute and to `curation.json` beside it. It then writes again what is derived from `iscell`
+and is there: `<plane>.nwb` (with the options it was written with, read back from it), `detected_ROIs.png`,
+`<plane>_extraction.h5` (its attributes are extraction.h5's) and the suite2p folder's `iscell.npy`. Every file is written under a temporary name
 and renamed into place once all are written (extraction.h5 first); a curated file that does not fit (another number
 of ROIs, values that are not 0/1) is one InputError and changes nothing.
 """
@@ -28,6 +28,9 @@ from ophys_extraction.h5io import write_array
 from ophys_extraction.suite2p_folder import PLANE_FOLDER, plane_folder
 
 CURATION_KEY = "curation"   # in the `parameters` attribute: the list of curations applied, in order
+# Beside extraction.h5: the same list, where the pipeline's start finds it without reading HDF5 (main.nf: a run into
+# an --outdir would write its own results over a curated plane, so it stops instead).
+CURATION_FILE = "curation.json"
 DETECTED_ROIS_PNG = "detected_ROIs.png"
 
 
@@ -91,8 +94,9 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _rewrite(path: Path, curated: np.ndarray, record: dict[str, Any]) -> None:
-    """Replace `iscell` in the extraction.h5 at `path` (a copy), keep the first original, record the curation."""
+def _rewrite(path: Path, curated: np.ndarray, record: dict[str, Any]) -> list[dict[str, Any]]:
+    """Replace `iscell` in the extraction.h5 at `path` (a copy), keep the first original, record the curation;
+    returns every curation the file now records."""
     with h5py.File(path, "r+") as out:
         if schema.ISCELL_ORIGINAL not in out:
             write_array(out, schema.ISCELL_ORIGINAL, out["iscell"][()])
@@ -101,6 +105,7 @@ def _rewrite(path: Path, curated: np.ndarray, record: dict[str, Any]) -> None:
         parameters = json.loads(out.attrs["parameters"])
         parameters[CURATION_KEY] = list(parameters.get(CURATION_KEY) or []) + [record]
         out.attrs["parameters"] = json.dumps(parameters, sort_keys=True)
+    return parameters[CURATION_KEY]
 
 
 def _pending(path: Path) -> Path:
@@ -135,10 +140,12 @@ def apply_curation(plane_out: Path, iscell_path: Path | None = None) -> Curation
     present = {key: path for key, path in targets.items() if path.is_file()}
     if "suite2p" in present and present["suite2p"].resolve() == source.resolve():
         del present["suite2p"]           # it is the curated file itself
+    present["record"] = folder / CURATION_FILE
     pending = {"extraction": _pending(extraction), **{key: _pending(path) for key, path in present.items()}}
     try:
         shutil.copyfile(extraction, pending["extraction"])
-        _rewrite(pending["extraction"], curated, record)
+        curations = _rewrite(pending["extraction"], curated, record)
+        pending["record"].write_text(json.dumps({CURATION_KEY: curations}, indent=1, sort_keys=True) + "\n")
         problems = validation.validate(pending["extraction"])
         if problems:
             raise RuntimeError(f"{extraction}: the curated file violates the schema: {'; '.join(problems)}")
