@@ -42,6 +42,10 @@ class ModelChecker {
 
     /** Path-like values (naming.path_pattern: a separator, a dot, a leading ~) and existing files are model files;
      * the rest are names. */
+    static boolean isFile(String spec, Map naming) {
+        return (spec =~ (String) naming.path_pattern).find() || Files.exists(path(spec))
+    }
+
     /**
      * What -resume compares for a model file: size and modification time of the file and of the size model beside it
      * (`<file>_size.npy`, what --diameter 0 starts from), as Nextflow's standard cache compares a staged file. SEGMENT
@@ -56,10 +60,6 @@ class ModelChecker {
             .findAll { Files.isRegularFile(it) }
             .collect { "${it.fileName} ${Files.size(it)} ${Files.getLastModifiedTime(it).toMillis()}" }
             .join('; ')
-    }
-
-    static boolean isFile(String spec, Map naming) {
-        return (spec =~ (String) naming.path_pattern).find() || Files.exists(path(spec))
     }
 
     private static Path path(String spec) {

@@ -76,7 +76,8 @@ def table(n: int = 200, seed: int = 0) -> ct.RoiTable:
     rng = np.random.default_rng(seed)
     matched = rng.random(n) < 0.6
     features = {k: rng.normal(matched * 1.0, 1.0) for k in ct.ALL_KEYS}
-    return ct.RoiTable(features, matched, np.zeros(n, bool), np.zeros(n, bool), np.where(np.arange(n) < n // 2, "real", "realistic"),
+    no = np.zeros(n, bool)   # on a non-cell, near miss
+    return ct.RoiTable(features, matched, no, no, np.where(np.arange(n) < n // 2, "real", "realistic"),
                        np.full(n, "p"), rng.uniform(0, 512, n), np.full(n, 512), rng.random(n))
 
 

@@ -81,8 +81,8 @@ class RoiTable:
 
     def subset(self, keep: np.ndarray) -> RoiTable:
         return RoiTable({k: v[keep] for k, v in self.features.items()}, self.matched[keep], self.on_not_cell[keep],
-                        self.near_miss[keep], self.family[keep], self.plane[keep], self.centre_y[keep], self.height[keep],
-                        self.builtin[keep])
+                        self.near_miss[keep], self.family[keep], self.plane[keep], self.centre_y[keep],
+                        self.height[keep], self.builtin[keep])
 
     def matrix(self, keys: tuple[str, ...]) -> np.ndarray:
         return np.stack([self.features[k] for k in keys], axis=1) if len(self) else np.zeros((0, len(keys)))

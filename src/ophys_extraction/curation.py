@@ -4,9 +4,9 @@
 curation only: later ones replace `iscell` again and keep that), and appends what changed to `curation` in the
 file's `parameters` attribute and to `curation.json` beside it. It then writes again what is derived from `iscell`
 and is there: `<plane>.nwb` (with the options it was written with, read back from it), `detected_ROIs.png`,
-`<plane>_extraction.h5` (its attributes are extraction.h5's) and the suite2p folder's `iscell.npy`. Every file is written under a temporary name
-and renamed into place once all are written (extraction.h5 first); a curated file that does not fit (another number
-of ROIs, values that are not 0/1) is one InputError and changes nothing.
+`<plane>_extraction.h5` (its attributes are extraction.h5's) and the suite2p folder's `iscell.npy`. Every file is
+written under a temporary name and renamed into place once all are written (extraction.h5 first); a curated file
+that does not fit (another number of ROIs, values that are not 0/1) is one InputError and changes nothing.
 """
 
 from __future__ import annotations

@@ -23,8 +23,8 @@ agreeing with its masks, it finds fewer consistent masks, or more masks of which
   `PLATEAU` of the best seen, down while it rises by more, each step taken only where a `FINE_STEP` probe beyond
   the last one still gains (else the peak is bracketed); then one `FINE_STEP` either side of the best; then the
   largest diameter within `PLATEAU` of the best quality, refined, where it is alone on that plateau, to the peak
-  of a parabola in log diameter through it and its two neighbours. 4-5 evaluations from a size model's start, each on one crop of the
-  image (segmentation.py), so that its cost does not grow with the plane.
+  of a parabola in log diameter through it and its two neighbours. 4-5 evaluations from a size model's start, each
+  on one crop of the image (segmentation.py), so that its cost does not grow with the plane.
 
 Diameters are Cellpose's measure (`utils.diameters`): the diameter of a disk of the mask's area, median over masks.
 """
