@@ -239,6 +239,25 @@ def test_network_run_batches_several_images_and_scales_with_evals_outputs(loaded
             np.testing.assert_array_equal(out.styles, styles)
 
 
+def test_network_run_takes_a_second_channel_as_evals_channels_1_2(loaded_model):
+    """An (H, W, 2) image is Cellpose's two-channel input (channels [1, 2]): outputs bit-identical to eval's, and
+    different from the first channel alone (the second one reaches the network). bench/two_channel.py measures
+    models fine-tuned on the mean and correlation images through this path."""
+    from ophys_extraction import network
+    image, second, _ = make_training_image(SYNTH_EVAL_SEED0 + 45, height=160, width=160)
+    both = np.dstack([image, second])
+    out = network.run(loaded_model.net, [(both, 9.0)], 2)[0]
+    _, flows, styles = loaded_model.net.eval(both, channels=[1, 2], channel_axis=-1, diameter=9.0,
+                                             compute_masks=False)
+    np.testing.assert_array_equal(out.dP, flows[1])
+    np.testing.assert_array_equal(out.cellprob, flows[2])
+    np.testing.assert_array_equal(out.styles, styles)
+    alone = network.run(loaded_model.net, [(image, 9.0)], 2)[0]
+    assert not np.array_equal(out.cellprob, alone.cellprob)
+    result = segmentation.segment_image(both, np.zeros_like(image), loaded_model, SegmentationParams())
+    assert result.masks.shape == image.shape and result.attrs["diameter_used"] > 0
+
+
 def test_runs_compute_each_window_and_diameter_once(loaded_model, monkeypatch):
     """The size choice and the segmentation share a network run where the window and the diameter coincide."""
     from ophys_extraction import network

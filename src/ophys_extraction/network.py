@@ -46,10 +46,14 @@ class _Tiled:
 
 
 def _tile(cp_model: Any, image: np.ndarray, diameter: float) -> _Tiled:
-    """`eval`'s steps up to the network for one 2-D grayscale image (convert_image, normalize_img, run_net's
-    resize, pad and make_tiles)."""
+    """`eval`'s steps up to the network for one image, grayscale (H, W) or two-channel (H, W, 2) (convert_image,
+    normalize_img, run_net's resize, pad and make_tiles)."""
     from cellpose import models, transforms
-    x = transforms.convert_image(image, [0, 0], channel_axis=None, z_axis=None, do_3D=False, nchan=cp_model.nchan)
+    if image.ndim == 3:
+        x = transforms.convert_image(image, [1, 2], channel_axis=-1, z_axis=None, do_3D=False, nchan=cp_model.nchan)
+    else:
+        x = transforms.convert_image(image, [0, 0], channel_axis=None, z_axis=None, do_3D=False,
+                                     nchan=cp_model.nchan)
     x = np.asarray(x[np.newaxis, ...] if x.ndim < 4 else x)
     rescale = cp_model.diam_mean / diameter        # Cellpose's arithmetic: diam_mean is its float32 scalar
     params = {**models.normalize_default, "normalize": True, "invert": False}
@@ -85,8 +89,9 @@ def _untile(tiled: _Tiled, y: np.ndarray, style: np.ndarray) -> NetworkOutput:
 
 def run(cp_model: Any, requests: Sequence[tuple[np.ndarray, float]],
         batch_size: int = BATCH_SIZE) -> list[NetworkOutput]:
-    """The network's outputs for each (2-D image, diameter) of `requests`, in order. Tiles of one shape (every
-    224-px tile; an image smaller than a tile is one tile of its own size) share batches of `batch_size`."""
+    """The network's outputs for each (image, diameter) of `requests`, in order: an image is (H, W), or (H, W, 2)
+    for a model trained on two channels (`eval`'s channels [1, 2]). Tiles of one shape (every 224-px tile; an image
+    smaller than a tile is one tile of its own size) share batches of `batch_size`."""
     from cellpose import core
     tiled = [_tile(cp_model, image, diameter) for image, diameter in requests]
     outputs: list[np.ndarray | None] = [None] * len(tiled)

@@ -274,7 +274,7 @@ STYLE_SIDE = 256
 def central_window(shape: tuple[int, ...], side: int) -> tuple[int, int, int, int]:
     """(top, left, height, width) of the central side x side window of an image of `shape` (the whole image along
     an axis shorter than side)."""
-    h, w = shape
+    h, w = shape[:2]
     top, left = max(0, (h - side) // 2), max(0, (w - side) // 2)
     return top, left, min(h, side), min(w, side)
 
@@ -351,7 +351,7 @@ def choose_diameter(runs: Runs) -> tuple[float, str]:
         starts = sizing.SCAN_DIAMETERS
         start = "no size model: from the scan " + "/".join(f"{d:.0f}" for d in starts) + " px"
     side = int(np.ceil(SEARCH_NETWORK_SIDE * np.exp(np.mean(np.log(starts))) / model.diam_mean))
-    diameter, quality = sizing.search(lambda ds: runs.found(side, ds), starts, upper=min(image.shape) / 4)
+    diameter, quality = sizing.search(lambda ds: runs.found(side, ds), starts, upper=min(image.shape[:2]) / 4)
     tried = ", ".join(f"{d:.1f}: {q:.3f}" for d, q in sorted(quality.items()))
     return diameter, (f"estimated: {start}, best masks by their flow error at {diameter:.1f} px (diameter px: "
                       f"label-free F1 {tried})")
@@ -359,16 +359,19 @@ def choose_diameter(runs: Runs) -> tuple[float, str]:
 
 def segment_image(image: np.ndarray, weights: np.ndarray, model: LoadedModel,
                   params: SegmentationParams) -> SegmentationResult:
-    """Run Cellpose on a prepared 2-D image and collect every output; the flow dynamics run once, for the masks
-    and the final locations together. `seconds` times the size choice, the network and the dynamics (a network
-    run or dynamics the size choice already did on the whole image at the chosen diameter are reused)."""
+    """Run Cellpose on a prepared image, (H, W), or (H, W, 2) for a two-channel model (bench/two_channel.py), and
+    collect every output; the flow dynamics run once, for the masks and the final locations together. `seconds`
+    times the size choice, the network and the dynamics (a network run or dynamics the size choice already did on
+    the whole image at the chosen diameter are reused)."""
     import torch
     from cellpose import plot
     torch.manual_seed(0)
     np.random.seed(0)
     image = np.asarray(image, np.float32)
-    if image.ndim != 2:
-        raise ValueError(f"image must be 2-D, got shape {image.shape}")
+    if image.ndim != 2 and not (image.ndim == 3 and image.shape[2] == 2):
+        raise ValueError(f"image must be 2-D or (H, W, 2), got shape {image.shape}")
+    if image.ndim == 3 and params.spatial_hp_cp > 0:
+        raise ValueError("spatial_hp_cp high-passes a one-channel image; this image has two channels")
     t_size = time.perf_counter()
     runs = Runs(model, image, params)
     diameter, diameter_source = choose_diameter(runs)
@@ -376,7 +379,7 @@ def segment_image(image: np.ndarray, weights: np.ndarray, model: LoadedModel,
     if params.spatial_hp_cp > 0:
         image = spatial_highpass(image, diameter, params.spatial_hp_cp)
         runs = Runs(model, image, params)
-    whole = max(image.shape)
+    whole = max(image.shape[:2])
     out = runs.network(whole, (diameter,))[0]
     t1 = time.perf_counter()
     masks, locations, _ = runs.masks(whole, diameter)

@@ -54,19 +54,26 @@ def synthetic_plane(seed: int, size: int, noise_level: float | None = None, vary
     from ophys_extraction.synthetic import make_training_image
     params: dict[str, Any] = {}
     if vary:
-        rng = np.random.default_rng([seed, 7])
-        params = {
-            "noise_level": float(rng.uniform(0.4, 2.6)) if noise_level is None else noise_level,
-            "brightness": float(rng.uniform(0.6, 1.5)),
-            "n_frames": int(rng.choice([300, 600, 1200, 2400])),
-            **plane_fields(float(np.exp(rng.uniform(*np.log(TRAIN_DIAMETERS)))), float(rng.uniform(0.1, 0.35)),
-                           str(rng.choice(TRAIN_FAMILIES))),
-        }
+        params = varied_fields(seed)
+        if noise_level is not None:
+            params["noise_level"] = noise_level
     else:
         params = {"noise_level": DEMO_NOISE_LEVEL if noise_level is None else noise_level}
     params.update(fields)
     mean, mx, masks = make_training_image(seed, height=size, width=size, **params)
     return SyntheticPlane(seed, mean, mx, masks.astype(np.int32), params)
+
+
+def varied_fields(seed: int) -> dict[str, Any]:
+    """SyntheticSpec fields of a training plane, drawn from its seed (`describe_variation`)."""
+    rng = np.random.default_rng([seed, 7])
+    return {
+        "noise_level": float(rng.uniform(0.4, 2.6)),
+        "brightness": float(rng.uniform(0.6, 1.5)),
+        "n_frames": int(rng.choice([300, 600, 1200, 2400])),
+        **plane_fields(float(np.exp(rng.uniform(*np.log(TRAIN_DIAMETERS)))), float(rng.uniform(0.1, 0.35)),
+                       str(rng.choice(TRAIN_FAMILIES))),
+    }
 
 
 def describe_variation() -> str:
