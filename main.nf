@@ -133,6 +133,12 @@ workflow {
         curated.each { log.error "${params.outdir}/${it}: holds a curation (${PlaneOutputs.CURATION_RECORD}, from ophys-extraction apply-curation) that this run would write over: move the folder or use another --outdir, then apply the curated iscell.npy to the new results (ophys-extraction apply-curation <plane folder> --iscell FILE)" }
         exit 1
     }
+    // An iscell.npy that suite2p's GUI saved into a plane's suite2p folder, not yet applied, would be lost the same way.
+    def edited = PlaneOutputs.editedIscell(file(params.outdir.toString(), glob: false), planeIds)
+    if (edited) {
+        edited.each { log.error "${params.outdir}/${it}/${PlaneOutputs.SUITE2P_PLANE}/iscell.npy: changed since the pipeline wrote it (suite2p's GUI saves a curation there) and not applied, and this run would write over it: keep it by applying it to the results beside it (ophys-extraction apply-curation ${params.outdir}/${it}) or moving the folder, and run with another --outdir" }
+        exit 1
+    }
     def stale = staleFolders(planeIds)
     log.info "ophys-extraction: ${usable.size()} plane(s) from ${params.input ?: params.input_dir} -> ${params.outdir}"
 

@@ -4,6 +4,7 @@ import java.nio.file.Files
 import java.nio.file.LinkOption
 import java.nio.file.Path
 import java.nio.file.StandardCopyOption
+import java.security.MessageDigest
 import nextflow.file.FileHelper
 
 /**
@@ -26,6 +27,36 @@ class PlaneOutputs {
      */
     static List<String> curatedPlanes(Path outdir, List<String> planeIds) {
         return planeIds.findAll { Files.exists(outdir.resolve(it).resolve(CURATION_RECORD)) }
+    }
+
+    /** The suite2p folder of a plane (--suite2p_folder), and the digest of the iscell.npy written there. */
+    static final String SUITE2P_PLANE = 'suite2p/plane0'
+    static final String ISCELL_DIGEST = 'iscell.npy.sha256'
+
+    /**
+     * The planes among `planeIds` whose suite2p folder holds an iscell.npy other than the one its ISCELL_DIGEST
+     * records (written by the pipeline and by apply-curation): suite2p's GUI saved a curation there that was not
+     * applied, and a run would write over it (or set it aside), so main.nf stops before any task instead. A folder
+     * without the digest (written before it was) cannot be told apart and is not counted.
+     */
+    static List<String> editedIscell(Path outdir, List<String> planeIds) {
+        return planeIds.findAll { String id ->
+            Path folder = outdir.resolve(id).resolve(SUITE2P_PLANE)
+            Path iscell = folder.resolve('iscell.npy')
+            Path record = folder.resolve(ISCELL_DIGEST)
+            if (!Files.isRegularFile(iscell) || !Files.isRegularFile(record)) return false
+            String recorded = new String(Files.readAllBytes(record), 'UTF-8').trim().tokenize()[0]
+            return sha256(iscell) != recorded
+        }
+    }
+
+    private static String sha256(Path file) {
+        MessageDigest digest = MessageDigest.getInstance('SHA-256')
+        Files.newInputStream(file).withCloseable { InputStream stream ->
+            byte[] block = new byte[1 << 20]
+            for (int n = stream.read(block); n > 0; n = stream.read(block)) digest.update(block, 0, n)
+        }
+        return digest.digest().encodeHex().toString()
     }
 
     /**

@@ -6,6 +6,7 @@ test_suite2p_folder; the demo end to end in test_pipeline."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -79,10 +80,19 @@ def test_a_curation_round_trip(plane: Path) -> None:
     after = snapshot(plane)
     changed = {name for name in before if before[name] != after[name]}
     assert changed == {"extraction/extraction.h5", "extraction/plane_7_extraction.h5", "extraction/plane_7.nwb",
-                       "extraction/detected_ROIs.png", "suite2p/plane0/iscell.npy"}
+                       "extraction/detected_ROIs.png", "suite2p/plane0/iscell.npy", "suite2p/plane0/iscell.npy.sha256"}
+    # the digest now names the curated iscell.npy: a later run sees an applied curation, not an unapplied GUI edit
+    assert iscell_digest_holds(plane)
     # no temporary left; added: the curation's record beside extraction.h5, where the pipeline's start finds it
     assert set(after) == set(before) | {"extraction/curation.json"}
     assert json.loads((plane / "extraction" / "curation.json").read_text()) == {"curation": record}
+
+
+def iscell_digest_holds(plane: Path) -> bool:
+    """The suite2p folder's iscell.npy.sha256 is the SHA-256 of its iscell.npy, in sha256sum's format."""
+    folder = plane / "suite2p" / "plane0"
+    expected = hashlib.sha256((folder / "iscell.npy").read_bytes()).hexdigest()
+    return (folder / "iscell.npy.sha256").read_text() == f"{expected}  iscell.npy\n"
 
 
 def test_a_curated_file_elsewhere_updates_the_suite2p_folder_and_a_second_curation_keeps_the_original(
@@ -98,6 +108,7 @@ def test_a_curated_file_elsewhere_updates_the_suite2p_folder_and_a_second_curati
     result = apply_curation(plane, first)
     assert result is not None and result.written[0] == extraction
     np.testing.assert_array_equal(np.load(plane / "suite2p" / "plane0" / "iscell.npy")[:, 0], flags)
+    assert iscell_digest_holds(plane)
     second = np.column_stack([np.ones(5), original[:, 1]]).astype(np.float32)
     np.save(first, second)
     assert apply_curation(plane / "extraction", first).cells_after == 5
@@ -144,14 +155,15 @@ def test_no_plane_or_no_curated_file(tmp_path: Path, plane: Path, capsys) -> Non
 
 
 def test_only_what_is_there_is_written_again(plane: Path, tmp_path: Path) -> None:
-    """Without an NWB file, a figure or a link file, none is made (the curation's record is)."""
+    """Without an NWB file, a figure or a link file, none is made (the curation's record is, and the digest of the
+    suite2p folder's iscell.npy, which the GUI saved: it is the curated file)."""
     for name in ("plane_7.nwb", "detected_ROIs.png", "plane_7_extraction.h5"):
         (plane / "extraction" / name).unlink()
     curated = np.load(plane / "suite2p" / "plane0" / "iscell.npy")
     curated[:, 0] = 1
     np.save(plane / "suite2p" / "plane0" / "iscell.npy", curated)
     result = apply_curation(plane)
-    assert [p.name for p in result.written] == ["extraction.h5", "curation.json"]
+    assert [p.name for p in result.written] == ["extraction.h5", "iscell.npy.sha256", "curation.json"]
     assert sorted(p.name for p in (plane / "extraction").iterdir()) == ["curation.json", "extraction.h5"]
 
 

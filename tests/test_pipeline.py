@@ -4,6 +4,7 @@ bad planes."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -107,6 +108,33 @@ def test_a_run_stops_before_writing_over_a_curated_plane(tmp_path: Path) -> None
     assert [p.relative_to(record.parents[1]) for p in record.parents[1].rglob("*")] == [
         Path("extraction"), Path("extraction/curation.json")]
     assert not (tmp_path / "results" / "summary.json").exists()
+
+
+def test_a_run_stops_before_writing_over_an_unapplied_gui_curation(tmp_path: Path) -> None:
+    """A plane's suite2p/plane0/iscell.npy that is not the one its iscell.npy.sha256 records (suite2p's GUI saved a
+    curation there, not yet applied): the run stops at start with one line naming the file and what to do, exit 1,
+    and the folder is left as it was. With the digest matching, the same run goes ahead. Stub runs."""
+    folder = tmp_path / "results" / "p1" / "suite2p" / "plane0"
+    folder.mkdir(parents=True)
+    (folder / "iscell.npy").write_bytes(b"as the pipeline wrote it")
+    written = hashlib.sha256(b"as the pipeline wrote it").hexdigest()
+    (folder / "iscell.npy.sha256").write_text(f"{written}  iscell.npy\n")
+    (folder / "iscell.npy").write_bytes(b"as suite2p's GUI saved it")
+    inputs = stub_input(tmp_path / "in")
+    run = run_pipeline(tmp_path / "launch", "-stub-run", "--input_dir", str(inputs), outdir=tmp_path / "results",
+                       timeout=300)
+    assert run.returncode == 1
+    assert (f"{tmp_path / 'results' / 'p1'}/suite2p/plane0/iscell.npy: changed since the pipeline wrote it"
+            in run.output), run.output
+    assert sorted(p.name for p in folder.iterdir()) == ["iscell.npy", "iscell.npy.sha256"]
+    assert (folder / "iscell.npy").read_bytes() == b"as suite2p's GUI saved it"
+    assert not (tmp_path / "results" / "summary.json").exists()
+    (folder / "iscell.npy").write_bytes(b"as the pipeline wrote it")
+    run = run_pipeline(tmp_path / "launch", "-stub-run", "--input_dir", str(inputs), "--suite2p_folder",
+                       outdir=tmp_path / "results", timeout=300)
+    assert run.returncode == 0, run.output
+    assert (folder / "iscell.npy.sha256").read_text() == (
+        f"{hashlib.sha256((folder / 'iscell.npy').read_bytes()).hexdigest()}  iscell.npy\n")
 
 
 def test_resume_reruns_every_step_after_the_code_changed(tmp_path: Path) -> None:

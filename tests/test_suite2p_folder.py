@@ -8,6 +8,7 @@ test_pipeline)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -37,6 +38,9 @@ def test_the_folder_has_suite2ps_files_equal_to_extraction_h5(exported) -> None:
     extraction, folder = exported
     assert sorted(p.name for p in folder.iterdir()) == sorted(FILES)
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]   # no temporary left
+    # what a later run compares the GUI's iscell.npy with (lib/PlaneOutputs.groovy), in sha256sum's format
+    assert (folder / "iscell.npy.sha256").read_text() == (
+        f"{hashlib.sha256((folder / 'iscell.npy').read_bytes()).hexdigest()}  iscell.npy\n")
     stat = np.load(folder / "stat.npy", allow_pickle=True)
     with h5py.File(extraction, "r") as f:
         n_rois = f["traces/corrected"].shape[0]

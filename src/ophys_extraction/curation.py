@@ -4,14 +4,14 @@
 curation only: later ones replace `iscell` again and keep that), and appends what changed to `curation` in the
 file's `parameters` attribute and to `curation.json` beside it. It then writes again what is derived from `iscell`
 and is there: `<plane>.nwb` (with the options it was written with, read back from it), `detected_ROIs.png`,
-`<plane>_extraction.h5` (its attributes are extraction.h5's) and the suite2p folder's `iscell.npy`. Every file is
+`<plane>_extraction.h5` (its attributes are extraction.h5's) and the suite2p folder's `iscell.npy` with its
+`iscell.npy.sha256` (so that a later run sees the curation applied, not an unapplied GUI edit). Every file is
 written under a temporary name and renamed into place once all are written (extraction.h5 first); a curated file
 that does not fit (another number of ROIs, values that are not 0/1) is one InputError and changes nothing.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -25,7 +25,7 @@ import numpy as np
 from ophys_extraction import schema, validation
 from ophys_extraction.errors import InputError
 from ophys_extraction.h5io import write_array
-from ophys_extraction.suite2p_folder import PLANE_FOLDER, plane_folder
+from ophys_extraction.suite2p_folder import ISCELL_DIGEST, PLANE_FOLDER, file_sha256, plane_folder, write_iscell_digest
 
 CURATION_KEY = "curation"   # in the `parameters` attribute: the list of curations applied, in order
 # Beside extraction.h5: the same list, where the pipeline's start finds it without reading HDF5 (main.nf: a run into
@@ -86,14 +86,6 @@ def curation_record(source: Path, digest: str, before: np.ndarray, after: np.nda
             "original_kept_as": schema.ISCELL_ORIGINAL, "by": f"ophys-extraction {__version__} apply-curation"}
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(2**20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _rewrite(path: Path, curated: np.ndarray, record: dict[str, Any]) -> list[dict[str, Any]]:
     """Replace `iscell` in the extraction.h5 at `path` (a copy), keep the first original, record the curation;
     returns every curation the file now records."""
@@ -133,13 +125,16 @@ def apply_curation(plane_out: Path, iscell_path: Path | None = None) -> Curation
     curated = read_curated(source, current, extraction)
     if np.array_equal(curated, current):
         return None
-    record = curation_record(source.resolve(), _sha256(source), current, curated)
+    record = curation_record(source.resolve(), file_sha256(source), current, curated)
     folder = extraction.parent
     targets = {"nwb": folder / nwb.output_name(plane_id), "png": folder / DETECTED_ROIS_PNG,
                "alias": folder / schema.alias_name(plane_id), "suite2p": suite2p_iscell}
     present = {key: path for key, path in targets.items() if path.is_file()}
     if "suite2p" in present and present["suite2p"].resolve() == source.resolve():
         del present["suite2p"]           # it is the curated file itself
+    if suite2p_iscell.is_file():
+        # The suite2p folder's iscell.npy now holds the curation: its digest says so (a later run checks it).
+        present["digest"] = suite2p_iscell.with_name(ISCELL_DIGEST)
     present["record"] = folder / CURATION_FILE
     pending = {"extraction": _pending(extraction), **{key: _pending(path) for key, path in present.items()}}
     try:
@@ -160,6 +155,8 @@ def apply_curation(plane_out: Path, iscell_path: Path | None = None) -> Curation
         if "suite2p" in present:
             with open(pending["suite2p"], "wb") as out:
                 np.save(out, curated)
+        if "digest" in present:
+            write_iscell_digest(pending["suite2p"] if "suite2p" in present else suite2p_iscell, pending["digest"])
         written = [extraction] + list(present.values())
         for key, path in [("extraction", extraction), *present.items()]:
             os.replace(pending[key], path)

@@ -9,6 +9,9 @@ processed data > `stat.npy`), and the file the GUI writes back (`iscell.npy`). d
   `dcnv_preprocess` defaults, a maximin baseline over 60 s, then `extraction.oasis` with `tau`), on
   `traces/corrected` (this pipeline's neuropil correction, where suite2p would use F - 0.7 * Fneu), on the CPU.
 * `iscell.npy`: `iscell` (column 0 cell 0/1, column 1 probability).
+* `iscell.npy.sha256`: the SHA-256 of the `iscell.npy` written here (as `sha256sum` prints it), so that a run can
+  tell an `iscell.npy` that suite2p's GUI saved since (a curation not yet applied) and stop rather than write over
+  it (main.nf, lib/PlaneOutputs.groovy). `apply-curation` writes it again.
 * `db.npy`, `settings.npy`, `reg_outputs.npy`, `detect_outputs.npy` and `ops.npy` (the four merged), as suite2p
   1.1 saves them (`run_records`): suite2p's `default_db()` and `default_settings()` with the run's frame rate,
   diameter and suite2p settings and `tau`; the summary images `meanImg`, `meanImgE` (suite2p's enhanced mean
@@ -22,6 +25,7 @@ The folder is written under a temporary name beside it and renamed into place (a
 from __future__ import annotations
 
 import copy
+import hashlib
 import os
 import shutil
 from dataclasses import asdict, dataclass
@@ -39,8 +43,23 @@ from ophys_extraction.qc import parameters_of, recomputed_segmented
 from ophys_extraction.schema import EXTRACTION_H5, ROI_STATS_PER_PIXEL, ROI_STATS_PER_ROI
 
 PLANE_FOLDER = Path("suite2p") / "plane0"
-FILES = ("stat.npy", "ops.npy", "F.npy", "Fneu.npy", "spks.npy", "iscell.npy", "db.npy", "settings.npy",
-         "reg_outputs.npy", "detect_outputs.npy")
+ISCELL_DIGEST = "iscell.npy.sha256"
+FILES = ("stat.npy", "ops.npy", "F.npy", "Fneu.npy", "spks.npy", "iscell.npy", ISCELL_DIGEST, "db.npy",
+         "settings.npy", "reg_outputs.npy", "detect_outputs.npy")
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes, in hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_iscell_digest(iscell: Path, digest_file: Path) -> None:
+    """`iscell.npy.sha256` of the iscell.npy at `iscell`, in sha256sum's format (`sha256sum -c` checks it)."""
+    digest_file.write_text(f"{file_sha256(iscell)}  iscell.npy\n")
 
 
 @dataclass(frozen=True)
@@ -192,6 +211,7 @@ def write_folder(extraction_path: Path, folder: Path, options: Suite2pFolderOpti
             _save_rows(tmp / "spks.npy", extraction["traces/corrected"],
                        lambda block: deconvolve(block, frame_rate, options.tau))
             np.save(tmp / "iscell.npy", extraction["iscell"][()].astype(np.float32))
+            write_iscell_digest(tmp / "iscell.npy", tmp / ISCELL_DIGEST)
         if folder.exists():
             os.replace(folder, old)
         os.replace(tmp, folder)

@@ -29,6 +29,7 @@ process SUITE2P_FOLDER {
     mkdir -p suite2p/plane0
     cd suite2p/plane0
     touch stat.npy ops.npy F.npy Fneu.npy spks.npy iscell.npy db.npy settings.npy reg_outputs.npy detect_outputs.npy
+    sha256sum iscell.npy > iscell.npy.sha256
     cd ../..
     printf '"%s":\\n    ophys_extraction: stub\\n' "${task.process}" > versions.yml
     """
