@@ -141,6 +141,20 @@ def time_quietly(main, argv: list[str]) -> float:
     return time.perf_counter() - start
 
 
+def summary_images(movie: Path, frame_rate: float, workdir: Path) -> dict:
+    """SUMMARY_IMAGES' images of a movie (dataset name -> array), run in this process; its summary.h5 is written
+    into `workdir` (never beside a shared movie) and removed."""
+    import h5py
+    from ophys_extraction.cli.summary_images import main as summary_main
+    from ophys_extraction.segmentation_input import SUMMARY_DATASETS
+    summary = Path(workdir) / f"{movie.stem}_summary.h5"
+    assert summary_main(["--movie", str(movie), "--output", str(summary), "--frame_rate", str(frame_rate)]) == 0
+    with h5py.File(summary, "r") as f:
+        images = {name: f[name][()] for name in SUMMARY_DATASETS}
+    summary.unlink()
+    return images
+
+
 def print_table(title: str, columns: list[str], rows: list[list[object]]) -> None:
     cells = [[f"{v:.2f}" if isinstance(v, float) else str(v) for v in row] for row in rows]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]

@@ -52,19 +52,18 @@ import tempfile
 import time
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from common import CONTRAST_BINS, contrast_bin_labels, movie_frame_rate  # noqa: E402
+from common import CONTRAST_BINS, contrast_bin_labels, movie_frame_rate, summary_images  # noqa: E402
 from ophys_extraction import segmentation, synthetic  # noqa: E402
 from ophys_extraction.functional import UNION_MAX_SHARED, add_rois  # noqa: E402
 from ophys_extraction.metrics import (DetectionScores, false_positives_on, found_rois,  # noqa: E402
                                      inside_and_ring_means, match_rois, mean_image_contrast, pooled)
 from ophys_extraction.rois import median_mask_diameter  # noqa: E402
-from ophys_extraction.segmentation_input import IMAGE_MODES, SUMMARY_DATASETS, prepare_image  # noqa: E402
+from ophys_extraction.segmentation_input import IMAGE_MODES, prepare_image  # noqa: E402
 from ophys_extraction.summary_images import mode_image  # noqa: E402
 from ophys_extraction.training.data import (DEMO_NOISE_LEVEL, HELDOUT_FAMILY, HIGH_NOISE_LEVEL,  # noqa: E402
                                             SYNTH_EVAL_SEED0, load_real_dir, plane_fields, synthetic_plane)
@@ -92,13 +91,9 @@ def synthetic_summaries(n_planes: int, size: int, noise: float, frames: int, fas
                       "meanImgE": mode_image(mean, mx, 3)}
             yield images, masks, contrast, synthetic.simulate(spec).hole_masks
             continue
-        from ophys_extraction.cli.summary_images import main as summary_main
-        movie, summary = tmp / f"plane{i}.h5", tmp / f"summary{i}.h5"
+        movie = tmp / f"plane{i}.h5"
         sim = synthetic.write_movie(movie, spec)
-        assert summary_main(["--movie", str(movie), "--output", str(summary),
-                             "--frame_rate", str(spec.frame_rate)]) == 0
-        with h5py.File(summary, "r") as f:
-            images = {name: f[name][()] for name in SUMMARY_DATASETS}
+        images = summary_images(movie, spec.frame_rate, tmp)
         movie.unlink()
         yield images, sim.masks, contrast, sim.hole_masks
 
@@ -213,20 +208,12 @@ def visible_in(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 def activity_table(model, families: list[str], n_planes: int, size: int, frames: int, real_dir: Path,
                    tmp: Path) -> None:
-    from ophys_extraction.cli.summary_images import main as summary_main
-
-    def summarise(movie: Path, frame_rate: float) -> dict[str, np.ndarray]:
-        summary = tmp / (movie.stem + "_summary.h5")
-        assert summary_main(["--movie", str(movie), "--output", str(summary), "--frame_rate", str(frame_rate)]) == 0
-        with h5py.File(summary, "r") as f:
-            return {name: f[name][()] for name in SUMMARY_DATASETS}
-
     print("\nissue 25: detection at IoU >= 0.5 from images of activity, bundled model, size estimated")
     if real_dir.is_dir():
         truth = np.load(real_dir / "gt_labels.npy")
         frame_rate = float(movie_frame_rate(real_dir / "movie.h5"))
         t0 = time.time()
-        images = summarise(real_dir / "movie.h5", frame_rate)
+        images = summary_images(real_dir / "movie.h5", frame_rate, tmp)
         print(f"real: {real_dir.name}, {int(truth.max())} labelled ROIs, {FOLDS} bands of rows (summary "
               f"{time.time() - t0:.1f} s)")
         header = (f"{'method':22s} {'recall':>13s} {'precision':>13s} {'F1':>6s} {'worst band R/P':>15s} "
@@ -266,7 +253,7 @@ def activity_table(model, families: list[str], n_planes: int, size: int, frames:
                                            **synthetic.family_fields(family))
             movie = tmp / f"{family}{i}.h5"
             sim = synthetic.write_movie(movie, spec)
-            images = summarise(movie, spec.frame_rate)
+            images = summary_images(movie, spec.frame_rate, tmp)
             for name, (pred, _) in activity_detections(model, images, movie, spec.frame_rate).items():
                 scores.setdefault(name, {}).setdefault(family, []).append(match_rois(sim.masks, pred))
             movie.unlink()

@@ -29,10 +29,9 @@ import sys
 import time
 from pathlib import Path
 
-import h5py
 import numpy as np
 
-from common import REPO, movie_frame_rate, print_table
+from common import REPO, movie_frame_rate, print_table, summary_images
 
 sys.path.insert(0, str(REPO / "src"))
 from ophys_extraction import segmentation, synthetic  # noqa: E402
@@ -49,23 +48,12 @@ COPIES = 24
 SEED = 0
 
 
-def summarise(movie: Path, frame_rate: float) -> dict[str, np.ndarray]:
-    """SUMMARY_IMAGES' mean and correlation images of a movie."""
-    from ophys_extraction.cli.summary_images import main as summary_main
-    summary = movie.with_suffix(".summary.h5")
-    assert summary_main(["--movie", str(movie), "--output", str(summary), "--frame_rate", str(frame_rate)]) == 0
-    with h5py.File(summary, "r") as f:
-        images = {name: f[name][()] for name in ("meanImg", "corrImg")}
-    summary.unlink()
-    return images
-
-
 def rendered(spec: synthetic.SyntheticSpec, cache: Path) -> dict[str, np.ndarray]:
     """Mean and correlation images and the masks of a synthetic movie, rendered once."""
     if not cache.exists():
         movie = cache.with_suffix(".h5")
         sim = synthetic.write_movie(movie, spec)
-        images = summarise(movie, spec.frame_rate)
+        images = summary_images(movie, spec.frame_rate, cache.parent)
         movie.unlink()
         np.savez(cache, masks=sim.masks.astype(np.int32), **images)
     with np.load(cache) as f:
@@ -75,7 +63,7 @@ def rendered(spec: synthetic.SyntheticSpec, cache: Path) -> dict[str, np.ndarray
 def real_images(workdir: Path) -> dict[str, np.ndarray]:
     cache = workdir / "real.npz"
     if not cache.exists():
-        np.savez(cache, **summarise(REAL_DIR / "movie.h5", float(movie_frame_rate(REAL_DIR / "movie.h5"))))
+        np.savez(cache, **summary_images(REAL_DIR / "movie.h5", float(movie_frame_rate(REAL_DIR / "movie.h5")), workdir))
     with np.load(cache) as f:
         return dict(f)
 
