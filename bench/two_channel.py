@@ -63,7 +63,8 @@ def rendered(spec: synthetic.SyntheticSpec, cache: Path) -> dict[str, np.ndarray
 def real_images(workdir: Path) -> dict[str, np.ndarray]:
     cache = workdir / "real.npz"
     if not cache.exists():
-        np.savez(cache, **summary_images(REAL_DIR / "movie.h5", float(movie_frame_rate(REAL_DIR / "movie.h5")), workdir))
+        movie = REAL_DIR / "movie.h5"
+        np.savez(cache, **summary_images(movie, float(movie_frame_rate(movie)), workdir))
     with np.load(cache) as f:
         return dict(f)
 
